@@ -1,0 +1,18 @@
+"""Fine-tuning methods, registered by name. Add one: a module here with a @register'd class."""
+import importlib
+import pkgutil
+
+from .base import REGISTRY, EligibleRule, Method, MethodConfig, register
+
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name != "base":
+        importlib.import_module(f"{__name__}.{_module.name}")
+
+
+def build(cfg, seed: int) -> Method:
+    if cfg.name not in REGISTRY:
+        raise ValueError(f"unknown method {cfg.name!r}; registered: {sorted(REGISTRY)}")
+    return REGISTRY[cfg.name](cfg, seed)
+
+
+__all__ = ["REGISTRY", "EligibleRule", "Method", "MethodConfig", "register", "build"]

@@ -1,0 +1,139 @@
+"""Entry point: one fine-tuning run from a Hydra config to one JSON run record.
+
+    python -m childtuning.train model=minilm task=rte method=child_tuning_d seed=3
+    python -m childtuning.train -m exp=table1_cpu          # a sweep declared in experiments/
+"""
+from __future__ import annotations
+
+import socket
+import sys
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from . import SCHEMA_VERSION, data, methods, seeding
+from .config import validate
+from .errors import InputError
+from .logger import Logger
+from .loop import evaluate, train
+from .models import build_model, build_tokenizer
+from .record import read_complete, run_id, runs_dir, versions, write_atomic
+
+
+def _device(impl) -> torch.device:
+    if impl.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(impl.device)
+
+
+def load_data(cfg) -> dict:
+    """Read, subsample and check the task data (cheap; runs before any model is loaded)."""
+    splits = data.load_task(cfg.task, cfg.paths.glue_dir)
+    sub_seed = cfg.seed if cfg.task.subsample_seed is None else cfg.task.subsample_seed
+    splits["train"] = data.subsample(splits["train"], cfg.task.max_train_samples,
+                                     seeding.generator(sub_seed, "subsample"))
+    for name, split in splits.items():
+        if len(split) == 0:
+            raise InputError(f"task {cfg.task.name}: the {name} set is empty ({split.source}); "
+                             "check the file or task.max_train_samples")
+    return splits
+
+
+def run(cfg: DictConfig) -> dict:
+    """Run (or skip) one configured run; returns its record."""
+    cfg = validate(cfg)
+    rid = run_id(cfg)
+    out = runs_dir(cfg.paths.results, cfg.experiment)
+    record_path = out / f"{rid}.json"
+    existing = read_complete(record_path)
+    if existing is not None and not cfg.force:
+        print(f"skip {rid}: complete record at {record_path} (force=true reruns it)")
+        return existing
+    splits = load_data(cfg)                       # bad data fails here, before the model loads
+    if cfg.impl.num_threads:
+        torch.set_num_threads(cfg.impl.num_threads)
+    device = _device(cfg.impl)
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    tokenizer = build_tokenizer(cfg.model, [" ".join(t) for t in splits["train"].texts], cfg.paths.cache)
+    features = {s: data.tokenize(splits[s], tokenizer, cfg.trainer.max_length, cfg.paths.cache) for s in splits}
+    collate = data.Collator(tokenizer, cfg.task.regression,
+                            cfg.trainer.max_length if cfg.trainer.pad_to_max_length else None)
+    train_loader = data.BatchLoader(features["train"], cfg.trainer.batch_size, collate,
+                                    seeding.generator(cfg.seed, "data"), cfg.impl.progress_bar)
+    dev_loader = data.BatchLoader(features["dev"], cfg.impl.eval_batch_size, collate)
+    seeding.seed_global(cfg.seed, "init")          # the new classification head
+    num_labels = 1 if cfg.task.regression else len(cfg.task.labels)
+    model = build_model(cfg.model, num_labels, cfg.task.regression, tokenizer).to(device)
+    method = methods.build(cfg.method, cfg.seed)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    log = Logger(cfg.logger, rid, resolved)
+    checkpoint = Path(cfg.paths.results) / cfg.experiment / "checkpoints" / f"{rid}.pt" if cfg.trainer.checkpoint else None
+
+    record = {"schema_version": SCHEMA_VERSION, "run_id": rid, "experiment": cfg.experiment,
+              "model": cfg.model.name, "task": cfg.task.name, "method": cfg.method.name, "seed": cfg.seed,
+              "method_params": resolved["method"], "hyperparameters": resolved["trainer"]}
+    try:
+        state = train(model, method, train_loader, dev_loader, cfg, device, log, checkpoint)
+    except Exception as e:  # noqa: BLE001 - recorded as a failed run, never dropped
+        traceback.print_exc()
+        state = {"status": "failed", "reason": f"{type(e).__name__}: {e}", "history": [], "step": 0,
+                 "seconds": None, "prepare_seconds": None}
+    final = state["history"][-1] if state["history"] else None
+    status, reason = state["status"], state["reason"]
+    if status == "ok" and final and final["degenerate"]:
+        status, reason = "degenerate", final["degenerate"]
+    best = max(state["history"], key=lambda h: h["metrics"][cfg.task.main_metric], default=None)
+    artifacts = {}
+    if status != "failed":
+        artifacts = method.save_artifacts(_artifact_dir(out, rid))
+    record.update({
+        "status": status, "reason": reason,
+        "metrics": final["metrics"] if final else {},
+        "main_metric": {"name": cfg.task.main_metric, "value": final["metrics"][cfg.task.main_metric] if final else None,
+                        "checkpoint": "last epoch (paper protocol)"},
+        "best_epoch": {"epoch": best["epoch"], "value": best["metrics"][cfg.task.main_metric],
+                       "note": "best dev epoch, for reference only; not the headline"} if best else None,
+        "history": state["history"], "steps": state["step"], "train_seconds": state["seconds"],
+        "prepare_seconds": state["prepare_seconds"],
+        "method_stats": method.stats() if status != "failed" else {}, "artifacts": artifacts,
+        "data": {s: {"source": splits[s].source, "size": len(splits[s]), "fingerprint": data.fingerprint(splits[s])}
+                 for s in splits},
+        "device": {"type": device.type, "name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+                   "precision": cfg.impl.precision, "threads": torch.get_num_threads(), "host": socket.gethostname()},
+        "versions": versions(), "started_at": started,
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "config": resolved,
+    })
+    write_atomic(record_path, record)
+    if checkpoint is not None and checkpoint.exists():
+        checkpoint.unlink()
+    log.finish({"status": status, **record["metrics"]})
+    value = record["main_metric"]["value"]
+    print(f"{rid}: {status}{' (' + reason + ')' if reason else ''} | {cfg.task.main_metric} "
+          f"{value if value is None else round(value, 2)} | {record['steps']} steps in "
+          f"{record['train_seconds'] or 0:.0f}s | {record_path}")
+    return record
+
+
+def _artifact_dir(out: Path, rid: str) -> Path:
+    folder = out.parent / "artifacts" / rid
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    try:
+        record = run(cfg)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    return record["main_metric"]["value"]
+
+
+if __name__ == "__main__":
+    main()
