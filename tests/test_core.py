@@ -1,0 +1,284 @@
+"""Exact tests of Child-Tuning's maths: F masks, the Fisher estimate, D's selection, the step."""
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+from transformers import AutoConfig, AutoModelForSequenceClassification
+
+from childtuning import seeding
+from childtuning.data import BatchLoader
+from childtuning.fisher import fisher_information, order_statistics, percentile_threshold, top_fraction_masks
+from childtuning.masks import BernoulliMasker
+from childtuning.methods import build
+from childtuning.methods.base import EligibleRule
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def method_cfg(name, **over):
+    """The shipped method config, with the values it normally takes from task and trainer."""
+    cfg = OmegaConf.load(REPO / "conf" / "method" / f"{name}.yaml")
+    if "keep_ratio" in cfg:
+        cfg.keep_ratio = 0.3
+    if "fisher" in cfg:
+        cfg.fisher.max_grad_norm, cfg.fisher.batch_size = 1.0, 4
+    return OmegaConf.merge(cfg, over)
+
+
+def tiny_model(seed=0, dropout=0.1):
+    torch.manual_seed(seed)
+    config = AutoConfig.for_model("bert", vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                  intermediate_size=32, max_position_embeddings=32, num_labels=2,
+                                  hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    return AutoModelForSequenceClassification.from_config(config)
+
+
+def collate(features):
+    return {"input_ids": torch.stack([f[0] for f in features]), "attention_mask": torch.ones(len(features), 8, dtype=torch.long),
+            "labels": torch.stack([f[1] for f in features])}
+
+
+def tiny_loader(n=40, batch_size=4, seed=0):
+    g = torch.Generator().manual_seed(123)
+    feats = [(torch.randint(1, 50, (8,), generator=g), torch.randint(0, 2, (), generator=g)) for _ in range(n)]
+    return BatchLoader(feats, batch_size, collate, seeding.generator(seed, "data"))
+
+
+# ---------------------------------------------------------------- Child-Tuning_F masks
+@pytest.mark.parametrize("sampler", ["fast", "official"])
+@pytest.mark.parametrize("keep", [0.2, 0.3])
+def test_f_mask_fraction_within_binomial_bounds_and_unbiased(sampler, keep):
+    shapes = [torch.Size([500, 400]), torch.Size([123]), torch.Size([7, 11, 13])]
+    masker = BernoulliMasker(shapes, keep, torch.Generator().manual_seed(5), sampler)
+    total, kept, scaled_sum = 0, 0, 0.0
+    for _ in range(5):
+        grads = [torch.ones(s) for s in shapes]
+        masker.apply_(grads)
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        assert set(torch.unique(flat).tolist()) <= {0.0, float(torch.tensor(1 / keep))}
+        total += flat.numel()
+        kept += int((flat != 0).sum())
+        scaled_sum += float(flat.double().sum())
+    sd = math.sqrt(keep * (1 - keep) / total)
+    assert abs(kept / total - keep) < 5 * sd                 # fraction kept: 5-sigma binomial bound
+    assert abs(scaled_sum / total - 1.0) < 5 * sd / keep     # E[mask / keep] = 1
+    assert masker.kept_fraction() == pytest.approx(kept / total)
+
+
+def test_f_masks_are_fresh_each_step_and_reproducible():
+    shapes = [torch.Size([1000])]
+    a = BernoulliMasker(shapes, 0.3, torch.Generator().manual_seed(1))
+    b = BernoulliMasker(shapes, 0.3, torch.Generator().manual_seed(1))
+    draws = []
+    for _ in range(2):
+        ga, gb = torch.ones(1000), torch.ones(1000)
+        a.apply_([ga])
+        b.apply_([gb])
+        assert torch.equal(ga, gb)                     # same stream, same masks
+        draws.append(ga != 0)
+    assert not torch.equal(draws[0], draws[1])         # a fresh mask every step
+
+
+def test_f_fast_sampler_resolves_ties_with_extra_bits():
+    # keep = 77.5/256: the first byte alone would give 77/256 or 78/256.
+    keep = 77.5 / 256
+    masker = BernoulliMasker([torch.Size([4_000_000])], keep, torch.Generator().manual_seed(2))
+    g = torch.ones(4_000_000)
+    masker.apply_([g])
+    frac = float((g != 0).double().mean())
+    sd = math.sqrt(keep * (1 - keep) / g.numel())
+    assert abs(frac - keep) < 5 * sd and abs(frac - 77 / 256) > 5 * sd and abs(frac - 78 / 256) > 5 * sd
+
+
+# ---------------------------------------------------------------- Child-Tuning_D selection
+def test_percentile_threshold_matches_numpy_on_random_and_tied_data():
+    g = torch.Generator().manual_seed(0)
+    for trial in range(60):
+        tensors = [torch.rand(int(torch.randint(1, 400, (1,), generator=g)), generator=g) ** 3 for _ in range(3)]
+        if trial % 2:
+            tensors = [(t * 8).round() / 8 for t in tensors]       # many ties
+        keep = [0.1, 0.2, 0.3, 0.4, 0.77, 1.0][trial % 6]
+        flat = np.concatenate([t.numpy() for t in tensors])
+        polar = np.percentile(flat, (1 - keep) * 100)             # the official computation
+        masks, thr = top_fraction_masks(tensors, keep)
+        assert thr == float(polar)
+        assert np.array_equal(np.concatenate([m.numpy() for m in masks]), flat >= polar)
+
+
+def test_d_keeps_exactly_the_top_k_without_ties():
+    scores = [torch.randperm(1000, generator=torch.Generator().manual_seed(1)).float().reshape(10, 100),
+              torch.arange(1000, 1500).float()]
+    masks, _ = top_fraction_masks(scores, 0.3)
+    n = 1500
+    k = n - math.ceil((n - 1) * (1 - 0.3))          # official '>=' on the linear percentile
+    kept = torch.cat([s[m] for s, m in zip(scores, masks)])
+    assert len(kept) == k and float(kept.min()) == n - k   # exactly the k largest values
+
+
+def test_order_statistics_rejects_negative_values():
+    with pytest.raises(ValueError, match="non-negative"):
+        order_statistics([torch.tensor([1.0, -2.0])], [0])
+
+
+def test_fisher_pass_is_mean_of_clipped_squared_batch_gradients():
+    model, loader = tiny_model(dropout=0.0), tiny_loader(n=12, batch_size=4)
+    params = [p for n, p in model.named_parameters() if "layer" in n]
+    fisher = fisher_information(model, loader, params, device=torch.device("cpu"), max_grad_norm=0.05)
+    expected = [torch.zeros_like(p) for p in params]
+    batches = list(loader.reshuffled(seeding.generator(0, "data")))   # same order as the pass above
+    for batch in batches:
+        model.zero_grad()
+        model(**batch).loss.backward()
+        for e, p in zip(expected, params):
+            g = p.grad.clone()
+            g = g * min(1.0, 0.05 / (float(g.norm()) + 1e-6))
+            e += g * g / len(batches)
+    for f, e in zip(fisher, expected):
+        torch.testing.assert_close(f, e, rtol=1e-5, atol=1e-12)
+
+
+def test_fisher_per_example_and_unused_parameters():
+    model, loader = tiny_model(dropout=0.0), tiny_loader(n=6, batch_size=3)
+    unused = torch.nn.Parameter(torch.ones(3))          # receives no gradient (like XLNet's r_s_bias)
+    params = [model.classifier.weight, unused]
+    fisher = fisher_information(model, loader, params, device=torch.device("cpu"), clip_per_tensor=False,
+                                per_example=True)
+    assert torch.count_nonzero(fisher[1]) == 0
+    expected = torch.zeros_like(params[0])
+    for batch in loader.reshuffled(seeding.generator(0, "data")):
+        for i in range(3):
+            model.zero_grad()
+            model(**{k: v[i: i + 1] for k, v in batch.items()}).loss.backward()
+            expected += model.classifier.weight.grad ** 2 / 6
+    torch.testing.assert_close(fisher[0], expected, rtol=1e-5, atol=1e-12)
+
+
+# ---------------------------------------------------------------- methods inside the step
+def one_step(model, method, loader, lr=1e-3, wd=0.01, max_norm=1.0):
+    from childtuning.loop import param_groups
+    opt = torch.optim.AdamW(param_groups(model, method.cfg.no_decay, method.cfg.no_decay_names, wd), lr=lr)
+    batch = next(iter(loader))
+    model(**batch).loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    method.before_optimizer_step(model)
+    masked = {n: p.grad.clone() for n, p in model.named_parameters()}
+    opt.step()
+    method.after_optimizer_step(model, opt)
+    opt.zero_grad()
+    return grads, masked, opt
+
+
+@pytest.mark.parametrize("name", ["child_tuning_f", "child_tuning_d"])
+def test_non_eligible_weights_get_unmasked_gradients(name):
+    model, loader = tiny_model(), tiny_loader()
+    method = build(method_cfg(name, eligible={"include": ["layer"], "exclude": []}), seed=1)
+    method.prepare(model, loader, torch.device("cpu"))
+    grads, masked, _ = one_step(model, method, loader)
+    eligible = set(method.names)
+    assert eligible and all("layer" in n for n in eligible)
+    for n in grads:
+        if n not in eligible:
+            assert torch.equal(grads[n], masked[n]), n
+    dropped = sum(int(((masked[n] == 0) & (grads[n] != 0)).sum()) for n in eligible)
+    assert dropped > 0
+
+
+def test_d_never_kept_weight_changes_only_through_weight_decay():
+    model, loader = tiny_model(), tiny_loader()
+    method = build(method_cfg("child_tuning_d"), seed=1)
+    method.prepare(model, loader, torch.device("cpu"))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    lr, wd = 1e-3, 0.01
+    for _ in range(3):
+        grads, masked, opt = one_step(model, method, loader, lr=lr, wd=wd)
+    decayed = {id(p) for g in opt.param_groups if g["weight_decay"] > 0 for p in g["params"]}
+    params = dict(model.named_parameters())
+    for n, mask in zip(method.names, method.masks):
+        p = params[n]
+        expected = before[n].clone()
+        if id(p) in decayed:
+            for _ in range(3):
+                expected.mul_(1 - lr * wd)          # torch AdamW's decoupled decay, the only change
+        assert torch.equal(p.detach()[~mask], expected[~mask]), n
+        if mask.any():
+            assert not torch.equal(p.detach()[mask], before[n][mask]), n
+
+
+def test_decay_masked_weights_switch_off_keeps_never_kept_weights():
+    model, loader = tiny_model(), tiny_loader()
+    method = build(method_cfg("child_tuning_d", decay_masked_weights=False), seed=1)
+    method.prepare(model, loader, torch.device("cpu"))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    one_step(model, method, loader, lr=1e-2, wd=0.1)
+    params = dict(model.named_parameters())
+    for n, mask in zip(method.names, method.masks):
+        torch.testing.assert_close(params[n].detach()[~mask], before[n][~mask], rtol=0, atol=1e-7)
+
+
+def test_step_order_is_backward_clip_mask_optimizer_step(monkeypatch):
+    from childtuning import loop
+    events = []
+    real_clip, real_step = torch.nn.utils.clip_grad_norm_, torch.optim.AdamW.step
+    real_backward = torch.Tensor.backward
+    monkeypatch.setattr(torch.Tensor, "backward", lambda self, *a, **k: (events.append("backward"), real_backward(self, *a, **k))[1])
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda *a, **k: (events.append("clip"), real_clip(*a, **k))[1])
+    monkeypatch.setattr(torch.optim.AdamW, "step", lambda self, *a, **k: (events.append("step"), real_step(self, *a, **k))[1])
+    model, loader = tiny_model(), tiny_loader(n=8)
+    method = build(method_cfg("child_tuning_f"), seed=1)
+    real_mask = type(method).before_optimizer_step
+    monkeypatch.setattr(type(method), "before_optimizer_step", lambda self, m: (events.append("mask"), real_mask(self, m))[1])
+    cfg = OmegaConf.create({"seed": 1, "task": {"regression": False, "metrics": ["accuracy"]},
+                            "impl": {"precision": "fp32", "progress_bar": False},
+                            "trainer": {"epochs": 1, "lr": 1e-3, "weight_decay": 0.01, "adam_beta1": 0.9, "adam_beta2": 0.999,
+                                        "adam_eps": 1e-8, "max_grad_norm": 1.0, "warmup_ratio": 0.1}})
+    loop.train(model, method, loader, tiny_loader(n=4), cfg, torch.device("cpu"))
+    assert events == ["backward", "clip", "mask", "step"] * 2
+
+
+def test_d_equals_independent_reference_adamw_on_masked_gradients():
+    """Ten steps of our loop with Child-Tuning_D == masked gradients fed to a hand-written AdamW."""
+    from childtuning import loop
+    lr, wd, b1, b2, eps, steps = 1e-3, 0.01, 0.9, 0.999, 1e-8, 10
+    cfg = OmegaConf.create({"seed": 1, "task": {"regression": False, "metrics": ["accuracy"]},
+                            "impl": {"precision": "fp32", "progress_bar": False},
+                            "trainer": {"epochs": 1, "lr": lr, "weight_decay": wd, "adam_beta1": b1, "adam_beta2": b2,
+                                        "adam_eps": eps, "max_grad_norm": 1.0, "warmup_ratio": 0.1}})
+    ours, method = tiny_model(dropout=0.0), build(method_cfg("child_tuning_d"), seed=1)
+    loop.train(ours, method, tiny_loader(n=4 * steps), tiny_loader(n=4), cfg, torch.device("cpu"))
+
+    ref = tiny_model(dropout=0.0)                  # same initial weights (same seed)
+    masks = dict(zip(method.names, method.masks))
+    no_decay = {n for n, _ in ref.named_parameters() if "bias" in n or "LayerNorm.weight" in n}
+    state = {n: (torch.zeros_like(p), torch.zeros_like(p)) for n, p in ref.named_parameters()}
+    for t, batch in enumerate(tiny_loader(n=4 * steps), start=1):
+        ref.zero_grad()
+        ref(**batch).loss.backward()
+        torch.nn.utils.clip_grad_norm_(ref.parameters(), 1.0)
+        lr_t = lr * max(0.0, (steps - (t - 1)) / steps)    # linear decay, no warmup (official CT)
+        with torch.no_grad():
+            for n, p in ref.named_parameters():
+                g = p.grad * masks[n] if n in masks else p.grad
+                m, v = state[n]
+                p.mul_(1 - lr_t * (0.0 if n in no_decay else wd))
+                m.lerp_(g, 1 - b1)
+                v.mul_(b2).addcmul_(g, g, value=1 - b2)
+                denom = (v.sqrt() / (1 - b2 ** t) ** 0.5).add_(eps)
+                p.addcdiv_(m, denom, value=-lr_t / (1 - b1 ** t))
+    for (n, p), (_, q) in zip(ours.named_parameters(), ref.named_parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0, msg=n)
+
+
+def test_eligibility_rule_official_d_on_all_architectures():
+    rule = EligibleRule(include=["layer"], exclude=[])
+    for arch, extra in [("bert", {}), ("roberta", {}), ("electra", {"embedding_size": 8}),
+                        ("xlnet", {"d_model": 16, "n_layer": 2, "n_head": 2, "d_inner": 32})]:
+        dims = {} if arch == "xlnet" else {"hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
+                                           "intermediate_size": 32}
+        model = AutoModelForSequenceClassification.from_config(AutoConfig.for_model(arch, vocab_size=60, **dims, **extra))
+        names = [n for n, _ in rule.select(model)]
+        assert names and all(".layer." in n or ".layer" in n for n in names), arch
+        assert not any("embeddings" in n or "classifier" in n or "sequence_summary" in n for n in names), arch

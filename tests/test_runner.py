@@ -1,0 +1,206 @@
+"""The runner end to end: config -> data -> model -> method -> loop -> one JSON record."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+
+import childtuning.train as train_mod
+from childtuning.errors import InputError
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_GLUE = Path(os.environ.get("GLUE_DIR") or REPO.parent / "shared" / "data" / "glue")
+
+
+def cfg_for(*overrides):
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def tiny(results, glue, *extra):
+    return cfg_for("model=tiny_bert", "task=rte", "task.max_train_samples=24", "trainer.epochs=2",
+                   "trainer.batch_size=8", "impl.progress_bar=false", f"paths.results={results}",
+                   f"paths.glue_dir={glue}", f"paths.cache={results}/cache", *extra)
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    """Fail the test if a run gets as far as building the tokenizer or the model."""
+    def boom(*a, **k):
+        raise AssertionError("bad input must fail before the model is loaded")
+    monkeypatch.setattr(train_mod, "build_model", boom)
+    monkeypatch.setattr(train_mod, "build_tokenizer", boom)
+
+
+def records(results):
+    return sorted(Path(results).glob("*/runs/*.json"))
+
+
+# ---------------------------------------------------------------- bad input
+def test_unknown_group_option_lists_the_choices(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "childtuning.train", "model=bert_huge", f"paths.results={tmp_path}"],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    assert "bert_huge" in out.stderr and "minilm" in out.stderr   # Hydra names the available options
+    assert not records(tmp_path)
+
+
+@pytest.mark.parametrize("ratio", ["0", "1.5", "-0.2"])
+def test_keep_ratio_outside_unit_interval(tmp_path, synthetic_glue, no_model, ratio):
+    with pytest.raises(InputError, match=r"keep_ratio=.*outside \(0, 1\].*KEPT"):
+        train_mod.run(tiny(tmp_path, synthetic_glue, "method=child_tuning_d", f"method.keep_ratio={ratio}"))
+    assert not records(tmp_path)
+
+
+def test_keep_ratio_error_exits_2_from_the_command_line(tmp_path, synthetic_glue):
+    out = subprocess.run([sys.executable, "-m", "childtuning.train", "model=tiny_bert", "method=child_tuning_f",
+                          "method.keep_ratio=2", f"paths.glue_dir={synthetic_glue}", f"paths.results={tmp_path}"],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "error: method.keep_ratio=2.0" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_unknown_config_key_is_an_error(tmp_path, synthetic_glue, no_model):
+    with pytest.raises(InputError, match="trainer.learning_rate"):
+        train_mod.run(tiny(tmp_path, synthetic_glue, "+trainer.learning_rate=1e-5"))
+
+
+def test_missing_data_folder_names_path_and_fix(tmp_path, no_model):
+    (tmp_path / "glue").mkdir()
+    with pytest.raises(InputError, match=r"RTE does not exist.*GLUE_DIR"):
+        train_mod.run(tiny(tmp_path, tmp_path / "glue"))
+    assert not records(tmp_path)
+
+
+def test_missing_data_file_names_path(tmp_path, synthetic_glue, no_model):
+    (synthetic_glue / "RTE" / "dev.tsv").rename(synthetic_glue / "RTE" / "dev.bak")
+    try:
+        with pytest.raises(InputError, match=r"missing data file .*RTE/dev.tsv.*paths.glue_dir"):
+            train_mod.run(tiny(tmp_path, synthetic_glue))
+    finally:
+        (synthetic_glue / "RTE" / "dev.bak").rename(synthetic_glue / "RTE" / "dev.tsv")
+
+
+def write_rte(root, train_rows):
+    folder = root / "RTE"
+    folder.mkdir(parents=True)
+    header = "index\tsentence1\tsentence2\tlabel\n"
+    (folder / "train.tsv").write_text(header + "".join(r + "\n" for r in train_rows))
+    (folder / "dev.tsv").write_text(header + "0\ta b\ta\tentailment\n1\tc d\te\tnot_entailment\n")
+    return root
+
+
+def test_malformed_row_names_file_and_line(tmp_path, no_model):
+    glue = write_rte(tmp_path / "g", ["0\ta\tb\tentailment", "1\tonly two fields"])
+    with pytest.raises(InputError, match=r"train.tsv:3: malformed row with 2 .*expected 4"):
+        train_mod.run(tiny(tmp_path, glue))
+
+
+def test_label_outside_label_set(tmp_path, no_model):
+    glue = write_rte(tmp_path / "g", ["0\ta\tb\tentailment", "1\tc\td\tmaybe"])
+    with pytest.raises(InputError, match=r"train.tsv:3: label 'maybe' is not one of .*entailment"):
+        train_mod.run(tiny(tmp_path, glue))
+
+
+def test_empty_training_set(tmp_path, no_model):
+    glue = write_rte(tmp_path / "g", [])
+    with pytest.raises(InputError, match="train set is empty"):
+        train_mod.run(tiny(tmp_path, glue))
+    with pytest.raises(InputError, match="max_train_samples=0"):
+        train_mod.run(tiny(tmp_path, glue, "task.max_train_samples=0"))
+    assert not records(tmp_path)
+
+
+# ---------------------------------------------------------------- records, skip, determinism
+def test_record_is_complete_and_rerun_is_skipped(tmp_path, synthetic_glue, capsys):
+    cfg = tiny(tmp_path, synthetic_glue, "method=child_tuning_d", "experiment=unit")
+    rec = train_mod.run(cfg)
+    path = tmp_path / "unit" / "runs" / f"{rec['run_id']}.json"
+    on_disk = json.loads(path.read_text())
+    for key in ("schema_version", "run_id", "experiment", "model", "task", "method", "seed", "status", "metrics",
+                "main_metric", "history", "train_seconds", "config", "versions", "device", "data", "method_stats",
+                "hyperparameters", "best_epoch", "steps"):
+        assert key in on_disk, key
+    assert on_disk["experiment"] == "unit" and on_disk["method"] == "child_tuning_d"
+    assert on_disk["status"] in ("ok", "degenerate") and len(on_disk["history"]) == 2
+    assert on_disk["main_metric"]["value"] == on_disk["history"][-1]["metrics"]["accuracy"]   # last epoch
+    stats = on_disk["method_stats"]
+    assert 0.25 < stats["kept_fraction_of_eligible"] < 0.35 and stats["kept_fraction_per_layer"]
+    mask = np.load(tmp_path / "unit" / "artifacts" / rec["run_id"] / "child_mask.npz")
+    assert np.unpackbits(mask["bits"]).sum() == stats["kept_params"]
+    mtime = path.stat().st_mtime_ns
+    capsys.readouterr()
+    again = train_mod.run(cfg)
+    assert "skip" in capsys.readouterr().out and again == on_disk and path.stat().st_mtime_ns == mtime
+    forced = train_mod.run(tiny(tmp_path, synthetic_glue, "method=child_tuning_d", "experiment=unit", "force=true"))
+    assert forced["metrics"] == on_disk["metrics"]           # determinism: same run twice, same metrics
+    assert [h["metrics"] for h in forced["history"]] == [h["metrics"] for h in on_disk["history"]]
+
+
+def test_same_seed_same_data_order_across_methods(tmp_path, synthetic_glue, monkeypatch):
+    seen = {}
+    real_iter = train_mod.data.BatchLoader.__iter__
+
+    def spy(self):
+        for batch in real_iter(self):
+            if self.batch_size == 8 and self.generator is not None:
+                seen.setdefault(current[0], []).append(batch["input_ids"].sum().item())
+            yield batch
+    monkeypatch.setattr(train_mod.data.BatchLoader, "__iter__", spy)
+    current = [None]
+    for m in ("vanilla", "child_tuning_f", "child_tuning_d"):
+        current[0] = m
+        train_mod.run(tiny(tmp_path, synthetic_glue, f"method={m}"))
+    # D's Fisher pass draws its own order (also batch size 8) before training; compare the training batches
+    assert seen["vanilla"] == seen["child_tuning_f"] == seen["child_tuning_d"][-len(seen["vanilla"]):]
+
+
+@pytest.mark.parametrize("model", ["tiny_xlnet", "tiny_roberta", "tiny_electra"])
+def test_other_architectures_run_child_tuning(tmp_path, synthetic_glue, model):
+    for method in ("child_tuning_d", "child_tuning_f"):
+        rec = train_mod.run(cfg_for(f"model={model}", "task=mrpc", "task.max_train_samples=16", "trainer.epochs=1",
+                                    "trainer.batch_size=8", f"method={method}", "impl.progress_bar=false",
+                                    f"paths.results={tmp_path}", f"paths.glue_dir={synthetic_glue}",
+                                    f"paths.cache={tmp_path}/cache"))
+        assert rec["status"] in ("ok", "degenerate"), rec["reason"]
+
+
+def test_regression_task_runs(tmp_path, synthetic_glue):
+    rec = train_mod.run(cfg_for("model=tiny_bert", "task=stsb", "task.max_train_samples=16", "trainer.epochs=1",
+                                "impl.progress_bar=false", f"paths.results={tmp_path}", f"paths.glue_dir={synthetic_glue}"))
+    assert set(rec["metrics"]) == {"pearson", "spearman"} and rec["status"] in ("ok", "degenerate")
+
+
+def test_checkpointed_run_resumes_with_identical_result(tmp_path, synthetic_glue, monkeypatch):
+    base = ("method=child_tuning_f", "trainer.epochs=3", "trainer.checkpoint=true")
+    full = train_mod.run(tiny(tmp_path / "a", synthetic_glue, *base))
+    real_evaluate = train_mod.train.__globals__["evaluate"]
+    calls = []
+
+    def preempt(*a, **k):                                   # killed during epoch 2's evaluation
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_evaluate(*a, **k)
+    monkeypatch.setitem(train_mod.train.__globals__, "evaluate", preempt)
+    with pytest.raises(KeyboardInterrupt):
+        train_mod.run(tiny(tmp_path / "b", synthetic_glue, *base))
+    assert not records(tmp_path / "b") and list((tmp_path / "b").glob("*/checkpoints/*.pt"))
+    monkeypatch.setitem(train_mod.train.__globals__, "evaluate", real_evaluate)
+    resumed = train_mod.run(tiny(tmp_path / "b", synthetic_glue, *base))
+    assert resumed["history"] == [dict(h) for h in full["history"]] or \
+        [h["metrics"] for h in resumed["history"]] == [h["metrics"] for h in full["history"]]
+    assert resumed["metrics"] == full["metrics"] and not list((tmp_path / "b").glob("*/checkpoints/*.pt"))
+
+
+@pytest.mark.skipif(not (REAL_GLUE / "RTE" / "train.tsv").is_file(), reason=f"no real GLUE data at {REAL_GLUE}")
+def test_real_minilm_run_on_real_rte(tmp_path):
+    rec = train_mod.run(cfg_for("model=minilm", "task=rte", "method=child_tuning_d", "task.max_train_samples=32",
+                                "trainer.epochs=1", "impl.progress_bar=false", f"paths.results={tmp_path}",
+                                f"paths.glue_dir={REAL_GLUE}"))
+    assert rec["data"]["dev"]["size"] == 277 and rec["data"]["train"]["size"] == 32
+    assert rec["status"] in ("ok", "degenerate") and 0 <= rec["main_metric"]["value"] <= 100
+    assert rec["method_stats"]["eligible_tensors"] == 6 * 16      # MiniLM: 6 layers x 16 `layer` tensors
