@@ -12,6 +12,7 @@ weights than keep_ratio * N.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -76,24 +77,28 @@ def order_statistics(tensors: list[torch.Tensor], ranks: list[int]) -> list[floa
     total = sum(t.numel() for t in tensors)
     if any(not 0 <= r < total for r in ranks):
         raise ValueError(f"ranks {ranks} out of range for {total} values")
-    hist = torch.zeros(_HIGH, dtype=torch.int64)
-    for t in tensors:
+    def high_histogram(t):
         bits = _as_bits(t).cpu()
         if bits.numel() and int(bits.min()) < 0:
             raise ValueError("order_statistics needs non-negative floats (got a negative or -0.0 value)")
-        hist += torch.bincount(bits >> 16, minlength=_HIGH)[:_HIGH]
+        return torch.bincount(bits >> 16, minlength=_HIGH)[:_HIGH]
+
+    # torch.bincount runs on one core: histogram two tensors at a time.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        hist = sum(pool.map(high_histogram, tensors), torch.zeros(_HIGH, dtype=torch.int64))
     cum = hist.cumsum(0)
     buckets = {r: int(torch.searchsorted(cum, r, right=True)) for r in ranks}
     low_hist = {}
     for b in sorted(set(buckets.values())):
         lo = torch.tensor(b << 16, dtype=torch.int32).view(torch.float32).item()
         hi = torch.tensor(min((b + 1) << 16, 0x7F800001), dtype=torch.int32).view(torch.float32).item()
-        h = torch.zeros(65536, dtype=torch.int64)
-        for t in tensors:
+        def low_histogram(t, lo=lo, hi=hi):
             v = t.detach().float().reshape(-1).cpu()
-            inside = v[(v >= lo) & (v < hi)] if b < 0x7F80 else v[v >= lo]
-            h += torch.bincount(inside.view(torch.int32) & 0xFFFF, minlength=65536)
-        low_hist[b] = h.cumsum(0)
+            inside = v[(v >= lo) & (v < hi)]
+            return torch.bincount(inside.view(torch.int32) & 0xFFFF, minlength=65536)
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            low_hist[b] = sum(pool.map(low_histogram, tensors), torch.zeros(65536, dtype=torch.int64)).cumsum(0)
     values = []
     for r in ranks:
         b = buckets[r]

@@ -1,0 +1,55 @@
+"""Sweeps: the smoke experiment through Hydra multirun, killed and relaunched, and via submitit."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def sweep(results, glue, *extra, **popen):
+    cmd = [sys.executable, "-m", "childtuning.train", "-m", "exp=smoke", f"paths.results={results}",
+           f"paths.glue_dir={glue}", f"paths.cache={results}/cache", *extra]
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True, text=True, **popen)
+
+
+def table(results):
+    from childtuning.aggregate import aggregate
+    aggregate("smoke", results)
+    return (Path(results) / "smoke" / "table.csv").read_text()
+
+
+def test_killed_sweep_relaunched_gives_the_same_table(tmp_path, synthetic_glue):
+    full = sweep(tmp_path / "full", synthetic_glue)
+    assert full.wait(timeout=600) == 0, full.stdout.read()
+
+    part = sweep(tmp_path / "part", synthetic_glue)
+    runs = tmp_path / "part" / "smoke" / "runs"
+    deadline = time.time() + 600
+    while time.time() < deadline and len(list(runs.glob("*.json"))) < 1:
+        time.sleep(0.2)
+    os.killpg(part.pid, signal.SIGKILL)                 # kill -9 the whole sweep mid-way
+    part.wait()
+    done = list(runs.glob("*.json"))
+    assert 1 <= len(done) < 4, "the sweep should have been killed part-way"
+    relaunch = sweep(tmp_path / "part", synthetic_glue)
+    out, _ = relaunch.communicate(timeout=600)
+    assert relaunch.returncode == 0, out
+    assert out.count("skip ") == len(done)              # finished runs are not redone
+    assert len(list(runs.glob("*.json"))) == 4 and not list(runs.glob(".*tmp*"))
+    assert table(tmp_path / "part") == table(tmp_path / "full")
+
+
+def test_sweep_through_submitit_local_executor(tmp_path, synthetic_glue):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    proc = sweep(tmp_path, synthetic_glue, "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10",
+                 "seed=1")
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    assert len(list((tmp_path / "smoke" / "runs").glob("*.json"))) == 2     # 2 methods x seed 1
