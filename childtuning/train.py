@@ -90,7 +90,7 @@ def run(cfg: DictConfig) -> dict:
     best = max(state["history"], key=lambda h: h["metrics"][cfg.task.main_metric], default=None)
     artifacts = {}
     if status != "failed":
-        artifacts = method.save_artifacts(_artifact_dir(out, rid))
+        artifacts = method.save_artifacts(out.parent / "artifacts" / rid)
     record.update({
         "status": status, "reason": reason,
         "metrics": final["metrics"] if final else {},
@@ -117,12 +117,6 @@ def run(cfg: DictConfig) -> dict:
           f"{value if value is None else round(value, 2)} | {record['steps']} steps in "
           f"{record['train_seconds'] or 0:.0f}s | {record_path}")
     return record
-
-
-def _artifact_dir(out: Path, rid: str) -> Path:
-    folder = out.parent / "artifacts" / rid
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")

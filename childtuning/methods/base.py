@@ -70,7 +70,8 @@ class Method:
         return {}
 
     def save_artifacts(self, folder) -> dict:
-        """Write large per-run outputs (e.g. a mask) into `folder`; return {name: file name}."""
+        """Write large per-run outputs (e.g. a mask) into `folder` (create it if needed);
+        return {name: file name}."""
         return {}
 
     def state_dict(self) -> dict:

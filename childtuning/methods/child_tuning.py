@@ -180,6 +180,7 @@ class ChildTuningD(ChildTuning):
 
     def save_artifacts(self, folder):
         """The child network, bit-packed: one bit per eligible weight, in `names` order."""
+        Path(folder).mkdir(parents=True, exist_ok=True)
         path = Path(folder) / "child_mask.npz"
         bits = np.packbits(np.concatenate([m.cpu().numpy().reshape(-1) for m in self.masks]))
         np.savez_compressed(path, bits=bits, names=np.array(self.names),

@@ -1,0 +1,226 @@
+"""The aggregator on hand-made run records: statistics, status policy, missing runs, tests, errors."""
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from scipy import stats
+
+from childtuning.aggregate import aggregate, bootstrap_ci, main
+from childtuning.errors import InputError
+
+REPO = Path(__file__).resolve().parents[1]
+
+EXPERIMENT_YAML = """\
+# @package _global_
+defaults:
+  - override /model: tiny_bert
+experiment: unit
+hydra:
+  sweeper:
+    params:
+      method: vanilla,child_tuning_d
+table:
+  rows: [model, method]
+  columns: task
+  metric: main
+  statistic: mean
+  baseline: vanilla
+  expected:
+    model: [tiny_bert]
+    task: [rte, mrpc]
+    method: [vanilla, child_tuning_d]
+    seed: [1, 2, 3]
+  paper:
+    source: "made up for a test"
+    values: {tiny_bert: {vanilla: {rte: 69.5, mrpc: null}}}
+"""
+METRIC = {"rte": "accuracy", "mrpc": "f1"}
+
+
+def record(task, method, seed, value, status="ok", model="tiny_bert"):
+    """A record with the fields the aggregator reads (and a few it does not)."""
+    metric = METRIC[task]
+    return {"schema_version": 1, "run_id": f"{model}.{task}.{method}.s{seed}.0000000000", "experiment": "unit",
+            "model": model, "task": task, "method": method, "seed": seed, "status": status,
+            "reason": None if status == "ok" else status,
+            "metrics": {} if value is None else {metric: value},
+            "main_metric": {"name": metric, "value": value, "checkpoint": "last epoch (paper protocol)"},
+            "best_epoch": None, "history": [{"epoch": 1, "step": 4, "metrics": {metric: value}, "train_loss": 0.7,
+                                             "degenerate": None}],
+            "steps": 4, "train_seconds": 1.0, "method_stats": {}, "config": {"task": {"main_metric": metric}}}
+
+
+def write(results, *records):
+    runs = Path(results) / "unit" / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    for r in records:
+        (runs / f"{r['run_id']}.json").write_text(json.dumps(r, allow_nan=True))
+    return runs
+
+
+@pytest.fixture
+def spec(tmp_path):
+    path = tmp_path / "unit.yaml"
+    path.write_text(EXPERIMENT_YAML)
+    return path
+
+
+# vanilla/rte: three ok runs; child_tuning_d/rte: ok, degenerate (scored), diverged (no score);
+# mrpc: vanilla seeds 1-2 only, child_tuning_d none at all.
+VANILLA_RTE = [60.0, 70.0, 80.0]
+CT_RTE_SCORED = [75.0, 50.0]
+
+
+@pytest.fixture
+def results(tmp_path):
+    out = tmp_path / "results"
+    write(out, *(record("rte", "vanilla", s, v) for s, v in zip((1, 2, 3), VANILLA_RTE)),
+          record("rte", "child_tuning_d", 1, 75.0), record("rte", "child_tuning_d", 2, 50.0, "degenerate"),
+          record("rte", "child_tuning_d", 3, None, "diverged"),
+          record("mrpc", "vanilla", 1, 80.0), record("mrpc", "vanilla", 2, 84.0))
+    return out
+
+
+def cell(frame, task, method):
+    rows = frame[(frame["task"] == task) & (frame["method"] == method)]
+    assert len(rows) == 1
+    return rows.iloc[0]
+
+
+def test_cell_statistics_and_status_policy(results, spec):
+    frame = aggregate("unit", results, experiment_file=spec)
+    assert list(frame[["task", "method"]].itertuples(index=False, name=None)) == [
+        ("rte", "vanilla"), ("rte", "child_tuning_d"), ("mrpc", "vanilla"), ("mrpc", "child_tuning_d")]
+
+    v = cell(frame, "rte", "vanilla")
+    assert (v["mean"], v["std"], v["max"]) == pytest.approx((70.0, 10.0, 80.0))
+    assert (v["n_ok"], v["n_failed"], v["n"], v["n_scored"]) == (3, 0, 3, 3)
+    assert v["metric"] == "accuracy" and v["paper"] == 69.5
+
+    # the degenerate run's 50 enters the mean; the diverged run is counted, not averaged
+    ct = cell(frame, "rte", "child_tuning_d")
+    assert ct["mean"] == pytest.approx(62.5) and ct["std"] == pytest.approx(math.sqrt(2 * 12.5 ** 2))
+    assert ct["max"] == 75.0
+    assert (ct["n_ok"], ct["n_failed"], ct["n"], ct["n_scored"]) == (1, 2, 3, 2)
+    assert ct["failed_by_status"] == "degenerate:1; diverged:1"
+    assert math.isnan(ct["paper"])
+
+    one_short = cell(frame, "mrpc", "vanilla")          # two scores: mean and std known
+    assert (one_short["mean"], one_short["std"]) == pytest.approx((82.0, math.sqrt(8)))
+    empty = cell(frame, "mrpc", "child_tuning_d")       # declared, no record: a row of zeros and unknowns
+    assert (empty["n"], empty["n_ok"], empty["n_failed"]) == (0, 0, 0) and math.isnan(empty["mean"])
+    assert empty["metric"] == "f1"                      # from conf/task/mrpc.yaml
+
+
+def test_difference_to_baseline_matches_scipy(results, spec):
+    frame = aggregate("unit", results, experiment_file=spec)
+    ct = cell(frame, "rte", "child_tuning_d")
+    assert ct["delta_vs_baseline"] == pytest.approx(62.5 - 70.0)
+    assert ct["p_welch"] == stats.ttest_ind(CT_RTE_SCORED, VANILLA_RTE, equal_var=False).pvalue
+    low, high = bootstrap_ci(CT_RTE_SCORED, VANILLA_RTE)
+    assert (ct["ci_low"], ct["ci_high"]) == (low, high) and low < ct["delta_vs_baseline"] < high
+    assert bootstrap_ci(CT_RTE_SCORED, VANILLA_RTE) == (low, high)    # fixed seed: deterministic
+    for column in ("delta_vs_baseline", "p_welch", "ci_low", "ci_high"):
+        assert math.isnan(cell(frame, "rte", "vanilla")[column])        # the baseline is not compared to itself
+        assert math.isnan(cell(frame, "mrpc", "child_tuning_d")[column])  # no scores on one side
+
+
+def test_table_md_lists_missing_runs_and_unknowns(results, spec):
+    aggregate("unit", results, experiment_file=spec)
+    md = (results / "unit" / "table.md").read_text()
+    assert "| tiny_bert | vanilla | 70.00 ± 10.00 (3/3) | 69.50 |" in md
+    assert "| tiny_bert | child_tuning_d | 62.50 ± 17.68 (1/3) | ? |" in md
+    assert "## Missing runs (4 of 12 expected)" in md
+    assert "- tiny_bert / mrpc / vanilla: seed 3" in md
+    assert "- tiny_bert / mrpc / child_tuning_d: seed 1, 2, 3" in md
+    # the average over tasks: (rte + mrpc) / 2 for vanilla; unknown while child_tuning_d has no mrpc mean
+    row = next(line for line in md.splitlines() if line.startswith("| tiny_bert | vanilla |"))
+    assert row.split(" | ")[-2] == f"{(70.0 + 82.0) / 2:.2f}"
+    row = next(line for line in md.splitlines() if line.startswith("| tiny_bert | child_tuning_d |"))
+    assert row.split(" | ")[-2] == "–"
+
+
+def test_records_outside_the_grid_are_aggregated_and_noted(results, spec):
+    write(results, record("rte", "vanilla", 7, 65.0))   # a seed the grid does not declare
+    frame = aggregate("unit", results, experiment_file=spec)
+    assert cell(frame, "rte", "vanilla")["n"] == 4 and cell(frame, "rte", "vanilla")["mean"] == pytest.approx(68.75)
+    md = (results / "unit" / "table.md").read_text()
+    assert "1 record(s) outside the declared grid" in md and "tiny_bert.rte.vanilla.s7" in md
+
+
+def test_unreadable_and_temporary_files_are_skipped(results, spec, capsys):
+    runs = results / "unit" / "runs"
+    (runs / "truncated.json").write_text('{"schema_version": 1, "run_id": "x", "mod')
+    (runs / "incomplete.json").write_text(json.dumps({"schema_version": 1, "run_id": "y"}))
+    (runs / ".tiny_bert.rte.vanilla.s9.json.tmp123").write_text("{")     # a write in progress
+    (runs / ".hidden.json").write_text("{")
+    (runs / "notes.txt").write_text("not a record")
+    frame = aggregate("unit", results, experiment_file=spec)
+    assert frame["n"].sum() == 8                          # the eight real records, nothing else
+    err = capsys.readouterr().err
+    assert "truncated.json" in err and "incomplete.json: incomplete record" in err
+    assert "tmp123" not in err and ".hidden" not in err
+    assert "skipped unreadable file truncated.json" in (results / "unit" / "table.md").read_text()
+
+
+def test_rerun_gives_byte_identical_outputs(results, spec):
+    out = results / "unit"
+    aggregate("unit", results, experiment_file=spec)
+    names = ["table.csv", "table.md", "table.tex", "plots/rte.png", "plots/mrpc.png"]
+    first = {n: (out / n).read_bytes() for n in names}
+    aggregate("unit", results, experiment_file=spec)
+    assert {n: (out / n).read_bytes() for n in names} == first
+    header = first["table.csv"].decode().splitlines()[0].split(",")
+    assert header[:8] == ["model", "task", "method", "metric", "mean", "std", "max", "n_ok"]
+    assert {"n_failed", "n", "failed_by_status", "delta_vs_baseline", "p_welch", "ci_low", "ci_high",
+            "paper"} <= set(header)
+
+
+def test_unknown_experiment_lists_the_available_ones(tmp_path):
+    with pytest.raises(InputError, match=r"unknown experiment 'nope'.*Available experiments: .*smoke"):
+        aggregate("nope", tmp_path)
+
+
+def test_no_records_says_where_and_how_to_make_them(tmp_path, spec, capsys):
+    with pytest.raises(InputError, match=r"no run records .* in .*unit/runs.*python -m childtuning.train -m exp=unit"):
+        aggregate("unit", tmp_path / "results", experiment_file=spec)
+    assert main(["unit", "--results", str(tmp_path / "results"), "--experiment-file", str(spec)]) == 2
+    assert "error: no run records" in capsys.readouterr().err
+
+
+def test_command_line_exit_codes(tmp_path, results, spec):
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "childtuning.aggregate", *args], cwd=REPO,
+                              capture_output=True, text=True, timeout=120)
+    bad = cli("nope", "--results", str(tmp_path))
+    assert bad.returncode == 2 and "Available experiments" in bad.stderr and "Traceback" not in bad.stderr
+    good = cli("unit", "--results", str(results), "--experiment-file", str(spec))
+    assert good.returncode == 0, good.stderr
+    assert "4 of 12 expected run(s) missing" in good.stdout
+    assert good.stdout.endswith((results / "unit" / "table.md").read_text())
+
+
+def test_extra_row_axis_from_the_config(tmp_path):
+    """A search table (rows: [model, method, trainer.lr]) splits cells by a config value."""
+    path = tmp_path / "search.yaml"
+    path.write_text(EXPERIMENT_YAML.replace("rows: [model, method]", "rows: [model, method, trainer.lr]")
+                    .replace("baseline: vanilla", "baseline: null")
+                    .replace("seed: [1, 2, 3]", "seed: [1, 2, 3]\n    trainer.lr: [2.0e-05, 1e-4]"))
+    runs = []
+    for lr, values in ((2e-5, (60.0, 64.0)), (1e-4, (70.0,))):
+        for seed, value in enumerate(values, start=1):
+            r = record("rte", "vanilla", seed, value)
+            r["run_id"] += f"-lr{lr}"
+            r["config"]["trainer"] = {"lr": lr}
+            runs.append(r)
+    write(tmp_path, *runs)
+    frame = aggregate("unit", tmp_path, experiment_file=path)
+    rte = frame[(frame["task"] == "rte") & (frame["method"] == "vanilla")]
+    assert list(rte["trainer.lr"]) == ["2e-05", "0.0001"]          # 2.0e-05 in the file matches 2e-05 in records
+    assert list(rte["mean"]) == [62.0, 70.0] and list(rte["n"]) == [2, 1]
+    assert rte["delta_vs_baseline"].isna().all()                  # no baseline declared
+    md = (tmp_path / "unit" / "table.md").read_text()
+    assert "- tiny_bert / rte / vanilla / trainer.lr=0.0001: seed 2, 3" in md

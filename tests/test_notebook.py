@@ -1,0 +1,48 @@
+"""The results notebook executes headless on the records of a real smoke sweep."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+from conftest import write_synthetic_glue
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOK = REPO / "notebooks" / "inspect_results.ipynb"
+REAL_GLUE = REPO.parent / "shared" / "data" / "glue"
+
+
+def test_notebook_is_saved_without_outputs():
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code and all(not c.outputs and c.execution_count is None for c in code)
+    assert 'EXPERIMENT = "demo"' in code[0].source and 'RESULTS = "results"' in code[0].source
+
+
+def test_notebook_runs_on_smoke_sweep_records(tmp_path, monkeypatch):
+    glue = REAL_GLUE if (REAL_GLUE / "RTE").is_dir() else write_synthetic_glue(tmp_path / "glue", ("RTE",))
+    results = tmp_path / "results"
+    # One torch thread: the runs are tiny, and on a busy 2-core machine two threads per run are
+    # many times slower. A speed-only setting: it changes neither the run ids nor the results.
+    sweep = subprocess.run([sys.executable, "-m", "childtuning.train", "-m", "exp=smoke", f"paths.results={results}",
+                            f"paths.glue_dir={glue}", f"paths.cache={tmp_path}/cache", "impl.num_threads=1"],
+                           cwd=REPO, env={**os.environ, "WANDB_MODE": "disabled"}, capture_output=True, text=True,
+                           timeout=600)
+    assert sweep.returncode == 0, sweep.stdout + sweep.stderr
+    assert len(list((results / "smoke" / "runs").glob("*.json"))) == 4
+
+    monkeypatch.setenv("CHILDTUNING_EXPERIMENT", "smoke")      # read by the notebook's parameter cell
+    monkeypatch.setenv("CHILDTUNING_RESULTS", str(results))
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()   # raises on a cell error
+
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    text = "".join(str(o.get("data", {}).get("text/markdown", "")) + str(o.get("data", {}).get("text/plain", ""))
+                   for o in outputs)
+    assert "# Experiment `smoke`" in text and "tiny_bert" in text and "child_tuning_d" in text
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) >= 3            # the per-seed plot, the training curves, the kept fraction per layer
+    assert (results / "smoke" / "table.csv").is_file() and (results / "smoke" / "plots" / "rte.png").is_file()
