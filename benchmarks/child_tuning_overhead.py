@@ -21,7 +21,7 @@ import torch  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 
 from childtuning import data, methods, seeding  # noqa: E402
-from childtuning.loop import param_groups  # noqa: E402
+from childtuning.loop import _adamw_kernel, param_groups  # noqa: E402
 from childtuning.models import build_model, build_tokenizer  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,7 +69,8 @@ def main():
         method = OfficialF(mcfg, 1) if name == "official_f" else methods.build(mcfg, 1)
         model = copy.deepcopy(base)
         method.prepare(model, loader, torch.device("cpu"))
-        opt = torch.optim.AdamW(param_groups(model, mcfg.no_decay, mcfg.no_decay_names, 0.01), lr=4e-5)
+        opt = torch.optim.AdamW(param_groups(model, mcfg.no_decay, mcfg.no_decay_names, 0.01), lr=4e-5,
+                                **_adamw_kernel(cfg.trainer.optimizer_impl))   # as the runner does
         runners[name] = (model, method, opt, [])
 
     def step(model, method, opt, batch):

@@ -76,6 +76,7 @@ class TrainerConfig:
     max_grad_norm: float = 1.0
     max_length: int = 128
     pad_to_max_length: bool = False
+    optimizer_impl: str = "fused"
     checkpoint: bool = False
 
 
@@ -155,6 +156,8 @@ def validate(cfg: DictConfig) -> DictConfig:
            f"task.max_train_samples={t.max_train_samples}: use a positive number, or null for the whole training set")
     _check(tr.epochs > 0 and tr.batch_size > 0 and tr.lr > 0 and tr.max_length > 0,
            "trainer.epochs, trainer.batch_size, trainer.lr and trainer.max_length must be positive")
+    _check(tr.optimizer_impl in ("fused", "foreach", "for_loop"),
+           f"trainer.optimizer_impl={tr.optimizer_impl!r}; use fused, foreach or for_loop")
     _check(0 <= tr.warmup_ratio <= 1, f"trainer.warmup_ratio={tr.warmup_ratio} not in [0, 1]")
     _check(merged.impl.precision in ("fp32", "bf16", "fp16"), f"impl.precision={merged.impl.precision!r}; use fp32, bf16 or fp16")
     _check(merged.impl.device in ("auto", "cpu", "cuda") or merged.impl.device.startswith("cuda:"),

@@ -35,6 +35,10 @@ def param_groups(model: torch.nn.Module, no_decay: str, no_decay_names: list[str
             {"params": [p for n, p in params if n in skip], "weight_decay": 0.0}]
 
 
+def _adamw_kernel(impl: str) -> dict:
+    return {"fused": {"fused": True}, "foreach": {"foreach": True}, "for_loop": {"foreach": False}}[impl]
+
+
 @torch.no_grad()
 def predict(model, loader, device, autocast, regression: bool, progress: bool) -> tuple[np.ndarray, np.ndarray]:
     model.eval()
@@ -68,7 +72,7 @@ def train(model, method, train_loader, dev_loader, cfg, device, log=lambda d, st
     prepare_seconds = time.perf_counter() - started
     optimizer = torch.optim.AdamW(
         param_groups(model, method.cfg.no_decay, method.cfg.no_decay_names, tr.weight_decay),
-        lr=tr.lr, betas=(tr.adam_beta1, tr.adam_beta2), eps=tr.adam_eps)
+        lr=tr.lr, betas=(tr.adam_beta1, tr.adam_beta2), eps=tr.adam_eps, **_adamw_kernel(tr.optimizer_impl))
     total_steps = tr.epochs * len(train_loader)
     warmup_ratio = tr.warmup_ratio if method.cfg.warmup_ratio is None else method.cfg.warmup_ratio
     warmup_steps = math.ceil(total_steps * warmup_ratio)   # transformers 4.7 get_warmup_steps: ceil
