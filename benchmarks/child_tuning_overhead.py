@@ -1,8 +1,8 @@
 """Extra time per training step of Child-Tuning_F / _D over vanilla, on MiniLM with real batches.
 
 Each method trains its own copy of the pip-shipped MiniLM on the same batches (real task
-text, batch 16, dynamic padding); methods take turns step by step so machine noise hits all
-alike, and the median step time of each is compared. Also timed: the official-style F mask
+text, batch 16, dynamic padding); methods take turns step by step, in a rotating order, so machine noise and cache effects
+hit all alike, and the median step time of each is compared. Also timed: the official-style F mask
 (a torch.distributions.Bernoulli per tensor every step, as in AliceMind's
 ChildTuningOptimizer) inside the same step, and each mask alone on MiniLM's gradients.
 
@@ -82,8 +82,10 @@ def main():
         method.after_optimizer_step(model, opt)
         opt.zero_grad(set_to_none=True)
 
+    names = list(runners)
     for i, batch in enumerate(batches):
-        for name, (model, method, opt, times) in runners.items():
+        for name in names[i % len(names):] + names[: i % len(names)]:   # rotate who goes first
+            model, method, opt, times = runners[name]
             t0 = time.perf_counter()
             step(model, method, opt, batch)
             if i >= 2:

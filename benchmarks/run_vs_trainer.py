@@ -30,8 +30,7 @@ the process's one-time start-up costs (kernel and allocator initialisation) off 
 runs first.
 The targets (ratio <= 0.7 on MRPC, <= 1.0 on RTE) are only reported, never asserted.
 
-`Trainer` in transformers 5.x needs the `accelerate` package, which is not a dependency of this
-project: `pip install accelerate` (or put it on PYTHONPATH) before running.
+`Trainer` in transformers 5.x needs the `accelerate` package (in the project's `dev` extras).
 
     python benchmarks/run_vs_trainer.py [--tasks mrpc rte] [--epochs 1] [--max-train-samples N]
                                         [--glue-dir DIR]

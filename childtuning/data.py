@@ -176,10 +176,12 @@ class Collator:
 
 
 class BatchLoader:
-    """Batches of features in an order drawn from `generator` (None = file order)."""
+    """Batches of features in an order drawn from `generator` (None = file order, or by length)."""
 
     def __init__(self, features: list[dict], batch_size: int, collate, generator: torch.Generator | None = None,
-                 progress: bool = False):
+                 progress: bool = False, by_length: bool = False):
+        if by_length:  # evaluation: similar lengths share a batch, so less padding (metrics ignore order)
+            features = sorted(features, key=lambda f: len(f["input_ids"]))
         self.features, self.batch_size, self.collate = features, batch_size, collate
         self.generator, self.progress = generator, progress
 

@@ -65,7 +65,7 @@ def run(cfg: DictConfig) -> dict:
                             cfg.trainer.max_length if cfg.trainer.pad_to_max_length else None)
     train_loader = data.BatchLoader(features["train"], cfg.trainer.batch_size, collate,
                                     seeding.generator(cfg.seed, "data"), cfg.impl.progress_bar)
-    dev_loader = data.BatchLoader(features["dev"], cfg.impl.eval_batch_size, collate)
+    dev_loader = data.BatchLoader(features["dev"], cfg.impl.eval_batch_size, collate, by_length=True)
     seeding.seed_global(cfg.seed, "init")          # the new classification head
     num_labels = 1 if cfg.task.regression else len(cfg.task.labels)
     model = build_model(cfg.model, num_labels, cfg.task.regression, tokenizer).to(device)
