@@ -20,9 +20,12 @@ REQUIRED = ("schema_version", "run_id", "experiment", "model", "task", "method",
 
 def run_id(cfg) -> str:
     """`<model>.<task>.<method>.s<seed>.<hash>`; the hash covers every outcome-changing value
-    (model, task, method, trainer, seed), not paths, logging, speed settings or the experiment."""
+    (model, task, method, trainer, seed, and a precision other than fp32), not paths, logging,
+    device, threads or the experiment."""
     outcome = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
                for k in OUTCOME_KEYS}
+    if cfg.impl.precision != "fp32":   # autocast changes the numbers; fp32 ids stay as they were
+        outcome["precision"] = cfg.impl.precision
     digest = hashlib.sha256(json.dumps(outcome, sort_keys=True).encode()).hexdigest()[:10]
     return f"{cfg.model.name}.{cfg.task.name}.{cfg.method.name}.s{cfg.seed}.{digest}"
 

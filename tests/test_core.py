@@ -48,11 +48,19 @@ def tiny_loader(n=40, batch_size=4, seed=0):
 
 
 # ---------------------------------------------------------------- Child-Tuning_F masks
-@pytest.mark.parametrize("sampler", ["fast", "official"])
+def masker_for(shapes, keep, seed, sampler):
+    """`fast_flat` is the GPU code path of the fast sampler, run on CPU tensors."""
+    masker = BernoulliMasker(shapes, keep, torch.Generator().manual_seed(seed), sampler.replace("_flat", ""))
+    if sampler == "fast_flat":
+        masker._numpy_path = False
+    return masker
+
+
+@pytest.mark.parametrize("sampler", ["fast", "fast_flat", "official"])
 @pytest.mark.parametrize("keep", [0.2, 0.3])
 def test_f_mask_fraction_within_binomial_bounds_and_unbiased(sampler, keep):
     shapes = [torch.Size([500, 400]), torch.Size([123]), torch.Size([7, 11, 13])]
-    masker = BernoulliMasker(shapes, keep, torch.Generator().manual_seed(5), sampler)
+    masker = masker_for(shapes, keep, 5, sampler)
     total, kept, scaled_sum = 0, 0, 0.0
     for _ in range(5):
         grads = [torch.ones(s) for s in shapes]
@@ -68,10 +76,10 @@ def test_f_mask_fraction_within_binomial_bounds_and_unbiased(sampler, keep):
     assert masker.kept_fraction() == pytest.approx(kept / total)
 
 
-def test_f_masks_are_fresh_each_step_and_reproducible():
+@pytest.mark.parametrize("sampler", ["fast", "fast_flat"])
+def test_f_masks_are_fresh_each_step_and_reproducible(sampler):
     shapes = [torch.Size([1000])]
-    a = BernoulliMasker(shapes, 0.3, torch.Generator().manual_seed(1))
-    b = BernoulliMasker(shapes, 0.3, torch.Generator().manual_seed(1))
+    a, b = masker_for(shapes, 0.3, 1, sampler), masker_for(shapes, 0.3, 1, sampler)
     draws = []
     for _ in range(2):
         ga, gb = torch.ones(1000), torch.ones(1000)
@@ -91,6 +99,17 @@ def test_f_fast_sampler_resolves_ties_with_extra_bits():
     frac = float((g != 0).double().mean())
     sd = math.sqrt(keep * (1 - keep) / g.numel())
     assert abs(frac - keep) < 5 * sd and abs(frac - 77 / 256) > 5 * sd and abs(frac - 78 / 256) > 5 * sd
+
+
+def test_f_flat_path_skips_missing_gradients_and_keeps_other_dtypes():
+    shapes = [torch.Size([300]), torch.Size([200]), torch.Size([100])]
+    masker = masker_for(shapes, 0.5, 3, "fast_flat")
+    masker.remember = True
+    grads = [torch.ones(300), None, torch.ones(100, dtype=torch.float64)]
+    masker.apply_(grads)
+    assert set(torch.unique(grads[0]).tolist()) == {0.0, 2.0} and grads[2].dtype == torch.float64
+    assert torch.equal(grads[0] != 0, masker.last_masks[0])      # the gradient got its own slice
+    assert torch.equal(grads[2] != 0, masker.last_masks[2])
 
 
 # ---------------------------------------------------------------- Child-Tuning_D selection

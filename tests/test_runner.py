@@ -115,6 +115,20 @@ def test_empty_training_set(tmp_path, no_model):
 
 
 # ---------------------------------------------------------------- records, skip, determinism
+def test_run_id_covers_outcome_settings_only():
+    from childtuning.record import run_id
+    base = run_id(cfg_for("model=tiny_bert", "task=rte"))
+    # where and how fast a run goes leaves its id alone: finished runs are found again
+    assert run_id(cfg_for("model=tiny_bert", "task=rte", "impl.num_threads=1", "impl.device=cpu",
+                          "paths.results=elsewhere", "experiment=other", "impl.progress_bar=false")) == base
+    # anything that changes the numbers gives another id
+    for override in ("trainer.lr=1e-4", "seed=2", "method=child_tuning_f", "task.max_train_samples=10",
+                     "impl.precision=bf16", "impl.precision=fp16"):
+        assert run_id(cfg_for("model=tiny_bert", "task=rte", override)) != base, override
+    assert run_id(cfg_for("model=tiny_bert", "task=rte", "impl.precision=bf16")) != \
+        run_id(cfg_for("model=tiny_bert", "task=rte", "impl.precision=fp16"))
+
+
 def test_record_is_complete_and_rerun_is_skipped(tmp_path, synthetic_glue, capsys):
     cfg = tiny(tmp_path, synthetic_glue, "method=child_tuning_d", "experiment=unit")
     rec = train_mod.run(cfg)
