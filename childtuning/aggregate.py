@@ -25,7 +25,10 @@ means (known when each side has a score), Welch's t-test p-value over seeds and 
 bootstrap 95% CI of the difference (10,000 resamples, numpy seed 0); the p-value and the CI are
 unknown when either side has < 2 scores.
 The average over tasks (per model x method) is the mean of the per-task means, and unknown
-unless every task has a mean. Outputs are sorted and carry no timestamps, so the same records
+unless every task has a mean.
+Cost: a run's time is its record's finished_at - started_at (tokenizing, model load, any Fisher
+pass, training and evaluation); the tables give the mean per cell and the sum over all records,
+with the devices and thread counts the records name. Outputs are sorted and carry no timestamps, so the same records
 give byte-identical files.
 """
 from __future__ import annotations
@@ -39,6 +42,7 @@ import re
 import sys
 import warnings
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -56,10 +60,10 @@ BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
 REQUIRED = ("run_id", "model", "task", "method", "seed", "status", "main_metric")
 RECORD_COLUMNS = ["run_id", "file", "model", "task", "method", "seed", "status", "reason", "metric", "value",
-                  "history", "method_stats"]
+                  "history", "method_stats", "seconds", "device", "started_at", "finished_at"]
 # table.csv: the cell's axes (model, task, method, then any extra row axes), then these
 CSV_STATS = ["metric", "mean", "std", "max", "n_ok", "n_failed", "n", "n_scored", "failed_by_status",
-             "delta_vs_baseline", "p_welch", "ci_low", "ci_high", "paper"]
+             "delta_vs_baseline", "p_welch", "ci_low", "ci_high", "paper", "seconds_mean"]
 NA = "–"          # shown for a statistic that cannot be computed (too few scores)
 UNKNOWN = "?"     # shown for a paper value that is not known
 
@@ -156,6 +160,23 @@ def _config_value(record: dict, dotted: str):
     return node
 
 
+def _timestamp(value) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _device_label(device) -> str:
+    """e.g. "cpu, 1 thread" or "cuda NVIDIA H100, bf16"; "?" when the record does not say."""
+    if not isinstance(device, dict) or not device.get("type"):
+        return UNKNOWN
+    if device["type"] == "cpu":
+        threads = device.get("threads")
+        return f"cpu, {threads} thread{'s' if threads != 1 else ''}" if threads else "cpu"
+    return f"{device['type']} {device.get('name', '')}, {device.get('precision', '?')}".replace(" ,", ",")
+
+
 def _parse(path: Path, metric: str, extra: list[str]) -> dict:
     """One record file as a flat row; raises ValueError saying why it cannot be used."""
     record = json.loads(path.read_text(encoding="utf-8"))
@@ -178,7 +199,10 @@ def _parse(path: Path, metric: str, extra: list[str]) -> dict:
            "task": str(record["task"]), "method": str(record["method"]), "seed": record["seed"],
            "status": str(record["status"]), "reason": record.get("reason"), "metric": name or "",
            "value": _score(value), "history": record.get("history") or [],
-           "method_stats": record.get("method_stats") or {}}
+           "method_stats": record.get("method_stats") or {}, "device": _device_label(record.get("device"))}
+    started, finished = _timestamp(record.get("started_at")), _timestamp(record.get("finished_at"))
+    row["started_at"], row["finished_at"] = record.get("started_at"), record.get("finished_at")
+    row["seconds"] = (finished - started).total_seconds() if started and finished else math.nan
     row.update({axis: _axis_value(axis, _config_value(record, axis)) for axis in extra})
     return row
 
@@ -201,6 +225,7 @@ def load_records(experiment: str, results: str | Path, metric: str = "main",
     frame = pd.DataFrame(rows, columns=RECORD_COLUMNS + list(extra))
     frame["seed"] = frame["seed"].astype("int64")
     frame["value"] = frame["value"].astype("float64")
+    frame["seconds"] = frame["seconds"].astype("float64")
     order = ["model", "task", "method", *extra, "seed", "run_id"]
     return frame.sort_values(order, kind="stable").reset_index(drop=True), skipped
 
@@ -296,7 +321,8 @@ def cell_table(records: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
                "n_ok": len(sub) - len(not_ok), "n_failed": len(not_ok), "n": len(sub), "n_scored": len(got),
                "failed_by_status": _status_counts(not_ok),
                "delta_vs_baseline": math.nan, "p_welch": math.nan, "ci_low": math.nan, "ci_high": math.nan,
-               "paper": _paper_value(spec, named["model"], named["method"], named["task"])}
+               "paper": _paper_value(spec, named["model"], named["method"], named["task"]),
+               "seconds_mean": _finite(sub["seconds"]).mean() if len(_finite(sub["seconds"])) else math.nan}
         if spec.baseline is not None and named["method"] != spec.baseline:
             base = _finite(groups.get(k[:method_at] + (spec.baseline,) + k[method_at + 1:], empty)["value"])
             if len(got) and len(base):
@@ -306,7 +332,7 @@ def cell_table(records: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
         rows.append(row)
     frame = pd.DataFrame(rows, columns=key + CSV_STATS)
     return frame.astype({c: "float64" for c in ("mean", "std", "max", "delta_vs_baseline", "p_welch",
-                                                "ci_low", "ci_high", "paper")})
+                                                "ci_low", "ci_high", "paper", "seconds_mean")})
 
 
 def missing_runs(records: pd.DataFrame, spec: TableSpec) -> list[tuple]:
@@ -458,11 +484,13 @@ def render_markdown(s: Summary) -> str:
             else ["(no method besides the baseline)"]
 
     out += ["", "## Counts per cell", ""]
-    out += _md_table(spec.key + ["metric", "mean", "std", "max", "n_scored", "n_ok", "n", "not ok by status"],
+    out += _md_table(spec.key + ["metric", "mean", "std", "max", "n_scored", "n_ok", "n", "not ok by status",
+                                 "s/run"],
                      [[str(c[a]) for a in spec.key]
                       + [c["metric"] or "?", _num(c["mean"]), _num(c["std"]), _num(c["max"]), str(c["n_scored"]),
-                         str(c["n_ok"]), str(c["n"]), c["failed_by_status"] or NA]
+                         str(c["n_ok"]), str(c["n"]), c["failed_by_status"] or NA, _num(c["seconds_mean"], 0)]
                       for c in s._cells.values()])
+    out += ["", "## Compute", ""] + compute_lines(s.records)
 
     out += ["", f"## Missing runs ({len(s.missing)} of {s.n_expected} expected)", ""]
     if s.missing:
@@ -484,6 +512,22 @@ def render_markdown(s: Summary) -> str:
     if notes:
         out += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     return "\n".join(out) + "\n"
+
+
+def compute_lines(records: pd.DataFrame) -> list[str]:
+    """What the records cost: the summed run time, the span they ran in and the devices."""
+    timed = records[np.isfinite(records["seconds"])]
+    if timed.empty:
+        return ["No record has started_at and finished_at, so no run time is known."]
+    total = timed["seconds"].sum()
+    devices = sorted(timed["device"].value_counts().items(), key=lambda kv: (-kv[1], kv[0]))
+    first, last = min(timed["started_at"], key=_timestamp), max(timed["finished_at"], key=_timestamp)
+    lines = [f"Run time (finished_at − started_at, per record) summed over {len(timed)} of {len(records)} "
+             f"record(s): {total:,.0f} s = {total / 3600:.2f} h. `s/run` above is the mean per cell.",
+             f"First run started {first}, last finished {last} "
+             "(the span includes any pause between sweeps; runs that ran side by side overlap in the sum).",
+             "Devices: " + "; ".join(f"{d} ({n} run{'s' if n != 1 else ''})" for d, n in devices) + "."]
+    return lines
 
 
 def _tex(text: str) -> str:

@@ -115,6 +115,26 @@ def test_cell_statistics_and_status_policy(results, spec):
     assert empty["metric"] == "f1"                      # from conf/task/mrpc.yaml
 
 
+def test_run_time_per_cell_and_in_total(tmp_path, spec):
+    """Run time comes from started_at/finished_at; a record without them is counted but not timed."""
+    out = tmp_path / "results"
+
+    def timed(seed, start, end, threads):
+        r = record("rte", "vanilla", seed, 70.0)
+        r.update(started_at=f"2026-01-01T10:{start}+00:00", finished_at=f"2026-01-01T10:{end}+00:00",
+                 device={"type": "cpu", "threads": threads})
+        return r
+    write(out, timed(1, "00:00", "01:40", 1), timed(2, "05:00", "05:20", 1), timed(3, "02:00", "02:30", 2),
+          record("mrpc", "vanilla", 1, 80.0))
+    frame = aggregate("unit", out, experiment_file=spec)
+    assert cell(frame, "rte", "vanilla")["seconds_mean"] == pytest.approx((100 + 20 + 30) / 3)
+    assert math.isnan(cell(frame, "mrpc", "vanilla")["seconds_mean"])
+    md = (out / "unit" / "table.md").read_text()
+    assert "summed over 3 of 4 record(s): 150 s = 0.04 h" in md
+    assert "started 2026-01-01T10:00:00+00:00, last finished 2026-01-01T10:05:20+00:00" in md
+    assert "Devices: cpu, 1 thread (2 runs); cpu, 2 threads (1 run)." in md
+
+
 def test_difference_to_baseline_matches_scipy(results, spec):
     frame = aggregate("unit", results, experiment_file=spec)
     ct = cell(frame, "rte", "child_tuning_d")
