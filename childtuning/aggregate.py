@@ -28,7 +28,9 @@ The average over tasks (per model x method) is the mean of the per-task means, a
 unless every task has a mean.
 Cost: a run's time is its record's finished_at - started_at (tokenizing, model load, any Fisher
 pass, training and evaluation); the tables give the mean per cell and the sum over all records,
-with the devices and thread counts the records name. Outputs are sorted and carry no timestamps, so the same records
+with the devices and thread counts the records name. Where records carry a fixed child network's
+statistics (Child-Tuning_D's method_stats.kept_fraction_per_layer), table.md shows the mean kept
+fraction per layer and cell. Outputs are sorted and carry no timestamps, so the same records
 give byte-identical files.
 """
 from __future__ import annotations
@@ -490,6 +492,7 @@ def render_markdown(s: Summary) -> str:
                       + [c["metric"] or "?", _num(c["mean"]), _num(c["std"]), _num(c["max"]), str(c["n_scored"]),
                          str(c["n_ok"]), str(c["n"]), c["failed_by_status"] or NA, _num(c["seconds_mean"], 0)]
                       for c in s._cells.values()])
+    out += child_network_lines(s)
     out += ["", "## Compute", ""] + compute_lines(s.records)
 
     out += ["", f"## Missing runs ({len(s.missing)} of {s.n_expected} expected)", ""]
@@ -512,6 +515,36 @@ def render_markdown(s: Summary) -> str:
     if notes:
         out += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     return "\n".join(out) + "\n"
+
+
+def _natural(name: str) -> list:
+    """Sort key that puts layer.2 before layer.10."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def child_network_lines(s: Summary) -> list[str]:
+    """Where a fixed child network (Child-Tuning_D) sits: per cell, the mean over seeds of the
+    fraction of each layer's eligible weights its mask keeps. Empty when no record reports it."""
+    key, rows, layers = s.spec.key, [], set()
+    groups = {k if isinstance(k, tuple) else (k,): sub for k, sub in s.records.groupby(key, sort=False)}
+    for k in s._cells:                                      # the table's cell order
+        per_run = [st["kept_fraction_per_layer"] for st in groups[k]["method_stats"]
+                   if isinstance(st.get("kept_fraction_per_layer"), dict)] if k in groups else []
+        if per_run:
+            layers |= {name for run in per_run for name in run}
+            rows.append((k, per_run))
+    if not rows:
+        return []
+    layers = sorted(layers, key=_natural)
+    table = []
+    for k, per_run in rows:
+        means = [np.mean([run[name] for run in per_run if name in run]) * 100
+                 if any(name in run for run in per_run) else math.nan for name in layers]
+        table.append([str(v) for v in k] + [str(len(per_run))] + [_num(m, 1) for m in means])
+    return ["", "## Child network", "",
+            "Fraction (%) of each layer's eligible weights that the fixed mask keeps "
+            "(`method_stats.kept_fraction_per_layer`), mean over the runs that report it.", ""] \
+        + _md_table(key + ["runs"] + layers, table)
 
 
 def compute_lines(records: pd.DataFrame) -> list[str]:

@@ -135,6 +135,23 @@ def test_run_time_per_cell_and_in_total(tmp_path, spec):
     assert "Devices: cpu, 1 thread (2 runs); cpu, 2 threads (1 run)." in md
 
 
+def test_child_network_section_averages_kept_fraction_per_layer(tmp_path, spec):
+    out = tmp_path / "results"
+    runs = [record("rte", "child_tuning_d", seed, 70.0) for seed in (1, 2)]
+    runs[0]["method_stats"] = {"kept_fraction_per_layer": {"layer.10": 0.5, "layer.2": 0.1}}
+    runs[1]["method_stats"] = {"kept_fraction_per_layer": {"layer.10": 0.3, "layer.2": 0.2}}
+    write(out, *runs, record("rte", "vanilla", 1, 70.0))
+    aggregate("unit", out, experiment_file=spec)
+    md = (out / "unit" / "table.md").read_text()
+    assert "| model | task | method | runs | layer.2 | layer.10 |" in md          # natural layer order
+    assert "| tiny_bert | rte | child_tuning_d | 2 | 15.0 | 40.0 |" in md
+    assert "| tiny_bert | rte | vanilla |" not in md.split("## Child network")[1]
+
+    write(tmp_path / "plain", record("rte", "vanilla", 1, 70.0))
+    aggregate("unit", tmp_path / "plain", experiment_file=spec)
+    assert "## Child network" not in (tmp_path / "plain" / "unit" / "table.md").read_text()
+
+
 def test_difference_to_baseline_matches_scipy(results, spec):
     frame = aggregate("unit", results, experiment_file=spec)
     ct = cell(frame, "rte", "child_tuning_d")
