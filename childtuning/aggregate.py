@@ -23,7 +23,10 @@ too (and listed), and declared runs without a record are listed as missing.
 Comparisons with the baseline method (table.baseline), per model x task: the difference of
 means (known when each side has a score), Welch's t-test p-value over seeds and a percentile
 bootstrap 95% CI of the difference (10,000 resamples, numpy seed 0); the p-value and the CI are
-unknown when either side has < 2 scores.
+unknown when either side has < 2 scores. Because a seed fixes the data order and the new head's
+initialisation under every method, runs are also compared seed by seed: a paired t-test over the
+seeds scored on both sides and the count of seeds where the method beats the baseline (both
+left out when a cell holds two records for one seed).
 The average over tasks (per model x method) is the mean of the per-task means, and unknown
 unless every task has a mean.
 Cost: a run's time is its record's finished_at - started_at (tokenizing, model load, any Fisher
@@ -65,7 +68,8 @@ RECORD_COLUMNS = ["run_id", "file", "model", "task", "method", "seed", "status",
                   "history", "method_stats", "seconds", "device", "started_at", "finished_at"]
 # table.csv: the cell's axes (model, task, method, then any extra row axes), then these
 CSV_STATS = ["metric", "mean", "std", "max", "n_ok", "n_failed", "n", "n_scored", "failed_by_status",
-             "delta_vs_baseline", "p_welch", "ci_low", "ci_high", "paper", "seconds_mean"]
+             "delta_vs_baseline", "p_welch", "ci_low", "ci_high", "p_paired", "seeds_better", "paper",
+             "seconds_mean"]
 NA = "–"          # shown for a statistic that cannot be computed (too few scores)
 UNKNOWN = "?"     # shown for a paper value that is not known
 
@@ -245,6 +249,24 @@ def welch_p(a, b) -> float:
         return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
+def paired(a: pd.Series, b: pd.Series) -> tuple[float, str]:
+    """Seed-paired comparison of two cells (values indexed by seed): the two-sided paired t-test
+    p-value and "k/n", the number of the n seeds scored on both sides where a beats b.
+    The runner gives a seed the same data order and head initialisation under every method, so
+    pairing by seed removes that shared variation. p is NaN with < 2 pairs or constant differences."""
+    from scipy import stats
+
+    both = pd.concat([a.rename("a"), b.rename("b")], axis=1, join="inner").dropna()
+    both = both[np.isfinite(both["a"]) & np.isfinite(both["b"])]
+    if both.empty:
+        return math.nan, NA
+    wins = f"{int((both['a'] > both['b']).sum())}/{len(both)}"
+    diff = (both["a"] - both["b"]).to_numpy()
+    if len(both) < 2 or np.all(diff == diff[0]):
+        return math.nan, wins
+    return float(stats.ttest_rel(both["a"], both["b"]).pvalue), wins
+
+
 def bootstrap_ci(a, b, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED,
                  level: float = 0.95) -> tuple[float, float]:
     """Percentile bootstrap CI of mean(a) - mean(b), each group resampled with replacement.
@@ -323,18 +345,23 @@ def cell_table(records: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
                "n_ok": len(sub) - len(not_ok), "n_failed": len(not_ok), "n": len(sub), "n_scored": len(got),
                "failed_by_status": _status_counts(not_ok),
                "delta_vs_baseline": math.nan, "p_welch": math.nan, "ci_low": math.nan, "ci_high": math.nan,
+               "p_paired": math.nan, "seeds_better": "",
                "paper": _paper_value(spec, named["model"], named["method"], named["task"]),
                "seconds_mean": _finite(sub["seconds"]).mean() if len(_finite(sub["seconds"])) else math.nan}
         if spec.baseline is not None and named["method"] != spec.baseline:
-            base = _finite(groups.get(k[:method_at] + (spec.baseline,) + k[method_at + 1:], empty)["value"])
+            base_runs = groups.get(k[:method_at] + (spec.baseline,) + k[method_at + 1:], empty)
+            base = _finite(base_runs["value"])
             if len(got) and len(base):
                 row["delta_vs_baseline"] = got.mean() - base.mean()
             row["p_welch"] = welch_p(got, base)
             row["ci_low"], row["ci_high"] = bootstrap_ci(got, base)
+            if not sub["seed"].duplicated().any() and not base_runs["seed"].duplicated().any():
+                row["p_paired"], row["seeds_better"] = paired(sub.set_index("seed")["value"],
+                                                              base_runs.set_index("seed")["value"])
         rows.append(row)
     frame = pd.DataFrame(rows, columns=key + CSV_STATS)
     return frame.astype({c: "float64" for c in ("mean", "std", "max", "delta_vs_baseline", "p_welch",
-                                                "ci_low", "ci_high", "paper", "seconds_mean")})
+                                                "ci_low", "ci_high", "p_paired", "paper", "seconds_mean")})
 
 
 def missing_runs(records: pd.DataFrame, spec: TableSpec) -> list[tuple]:
@@ -471,7 +498,9 @@ def render_markdown(s: Summary) -> str:
     else:
         out += ["Δ = mean(method) − mean(baseline); p: Welch's t-test over seeds; CI: bootstrap 95% "
                 f"({BOOTSTRAP_RESAMPLES:,} resamples, seed {BOOTSTRAP_SEED}). p and CI are unknown when either side "
-                "has < 2 scores; Avg: difference of the task averages.", ""]
+                "has < 2 scores. Paired p: paired t-test over the seeds scored under both methods (a seed has the "
+                "same data order and head initialisation under every method); seeds better: on how many of those "
+                "seeds the method scored higher. Avg: difference of the task averages.", ""]
         delta_rows = []
         for row in s.rows:
             if s.named(row)["method"] == spec.baseline:
@@ -480,9 +509,11 @@ def render_markdown(s: Summary) -> str:
                 c = s.cell(row, task)
                 if c is not None:
                     ci = f"[{_signed(c['ci_low'])}, {_signed(c['ci_high'])}]" if np.isfinite(c["ci_low"]) else NA
-                    delta_rows.append(list(row) + [task, _signed(c["delta_vs_baseline"]), ci, _p(c["p_welch"])])
-            delta_rows.append(list(row) + ["Avg", _signed(s.avg(row) - s.avg(s.baseline_row(row))), NA, NA])
-        out += _md_table(list(spec.rows) + ["task", "Δ mean", "95% CI", "Welch p"], delta_rows) if delta_rows \
+                    delta_rows.append(list(row) + [task, _signed(c["delta_vs_baseline"]), ci, _p(c["p_welch"]),
+                                                   _p(c["p_paired"]), c["seeds_better"] or NA])
+            delta_rows.append(list(row) + ["Avg", _signed(s.avg(row) - s.avg(s.baseline_row(row))), NA, NA, NA, NA])
+        out += _md_table(list(spec.rows) + ["task", "Δ mean", "95% CI", "Welch p", "paired p", "seeds better"],
+                         delta_rows) if delta_rows \
             else ["(no method besides the baseline)"]
 
     out += ["", "## Counts per cell", ""]

@@ -160,7 +160,10 @@ def test_difference_to_baseline_matches_scipy(results, spec):
     low, high = bootstrap_ci(CT_RTE_SCORED, VANILLA_RTE)
     assert (ct["ci_low"], ct["ci_high"]) == (low, high) and low < ct["delta_vs_baseline"] < high
     assert bootstrap_ci(CT_RTE_SCORED, VANILLA_RTE) == (low, high)    # fixed seed: deterministic
-    for column in ("delta_vs_baseline", "p_welch", "ci_low", "ci_high"):
+    # paired by seed: seeds 1 and 2 are scored on both sides (seed 3 diverged under child_tuning_d)
+    assert ct["p_paired"] == pytest.approx(stats.ttest_rel(CT_RTE_SCORED, VANILLA_RTE[:2]).pvalue)
+    assert ct["seeds_better"] == "1/2"
+    for column in ("delta_vs_baseline", "p_welch", "ci_low", "ci_high", "p_paired"):
         assert math.isnan(cell(frame, "rte", "vanilla")[column])        # the baseline is not compared to itself
         assert math.isnan(cell(frame, "mrpc", "child_tuning_d")[column])  # no scores on one side
 
