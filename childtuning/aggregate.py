@@ -65,11 +65,11 @@ BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
 REQUIRED = ("run_id", "model", "task", "method", "seed", "status", "main_metric")
 RECORD_COLUMNS = ["run_id", "file", "model", "task", "method", "seed", "status", "reason", "metric", "value",
-                  "history", "method_stats", "seconds", "device", "started_at", "finished_at"]
+                  "history", "method_stats", "train_loss", "seconds", "device", "started_at", "finished_at"]
 # table.csv: the cell's axes (model, task, method, then any extra row axes), then these
 CSV_STATS = ["metric", "mean", "std", "max", "n_ok", "n_failed", "n", "n_scored", "failed_by_status",
              "delta_vs_baseline", "p_welch", "ci_low", "ci_high", "p_paired", "seeds_better", "paper",
-             "seconds_mean"]
+             "train_loss_mean", "seconds_mean"]
 NA = "–"          # shown for a statistic that cannot be computed (too few scores)
 UNKNOWN = "?"     # shown for a paper value that is not known
 
@@ -208,6 +208,8 @@ def _parse(path: Path, metric: str, extra: list[str]) -> dict:
            "method_stats": record.get("method_stats") or {}, "device": _device_label(record.get("device"))}
     started, finished = _timestamp(record.get("started_at")), _timestamp(record.get("finished_at"))
     row["started_at"], row["finished_at"] = record.get("started_at"), record.get("finished_at")
+    last = row["history"][-1] if row["history"] and isinstance(row["history"][-1], dict) else {}
+    row["train_loss"] = _score(last.get("train_loss"))
     row["seconds"] = (finished - started).total_seconds() if started and finished else math.nan
     row.update({axis: _axis_value(axis, _config_value(record, axis)) for axis in extra})
     return row
@@ -231,7 +233,7 @@ def load_records(experiment: str, results: str | Path, metric: str = "main",
     frame = pd.DataFrame(rows, columns=RECORD_COLUMNS + list(extra))
     frame["seed"] = frame["seed"].astype("int64")
     frame["value"] = frame["value"].astype("float64")
-    frame["seconds"] = frame["seconds"].astype("float64")
+    frame[["seconds", "train_loss"]] = frame[["seconds", "train_loss"]].astype("float64")
     order = ["model", "task", "method", *extra, "seed", "run_id"]
     return frame.sort_values(order, kind="stable").reset_index(drop=True), skipped
 
@@ -319,6 +321,12 @@ def _finite(values) -> np.ndarray:
     return values[np.isfinite(values)]
 
 
+def _mean(values) -> float:
+    """Mean of the finite values; NaN when there are none."""
+    got = _finite(values)
+    return float(got.mean()) if len(got) else math.nan
+
+
 def cell_table(records: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
     """One row per cell (model x task x method [x extra axes]): the declared grid plus any cell
     that has records, in declared order."""
@@ -347,7 +355,7 @@ def cell_table(records: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
                "delta_vs_baseline": math.nan, "p_welch": math.nan, "ci_low": math.nan, "ci_high": math.nan,
                "p_paired": math.nan, "seeds_better": "",
                "paper": _paper_value(spec, named["model"], named["method"], named["task"]),
-               "seconds_mean": _finite(sub["seconds"]).mean() if len(_finite(sub["seconds"])) else math.nan}
+               "train_loss_mean": _mean(sub["train_loss"]), "seconds_mean": _mean(sub["seconds"])}
         if spec.baseline is not None and named["method"] != spec.baseline:
             base_runs = groups.get(k[:method_at] + (spec.baseline,) + k[method_at + 1:], empty)
             base = _finite(base_runs["value"])
@@ -361,7 +369,8 @@ def cell_table(records: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
         rows.append(row)
     frame = pd.DataFrame(rows, columns=key + CSV_STATS)
     return frame.astype({c: "float64" for c in ("mean", "std", "max", "delta_vs_baseline", "p_welch",
-                                                "ci_low", "ci_high", "p_paired", "paper", "seconds_mean")})
+                                                "ci_low", "ci_high", "p_paired", "paper", "train_loss_mean",
+                                                "seconds_mean")})
 
 
 def missing_runs(records: pd.DataFrame, spec: TableSpec) -> list[tuple]:
@@ -516,12 +525,15 @@ def render_markdown(s: Summary) -> str:
                          delta_rows) if delta_rows \
             else ["(no method besides the baseline)"]
 
-    out += ["", "## Counts per cell", ""]
+    out += ["", "## Counts per cell", "",
+            "train loss: the last epoch's mean training loss, averaged over the cell's runs (how well each "
+            "method fit the training set in the step budget); s/run: mean run time (see Compute).", ""]
     out += _md_table(spec.key + ["metric", "mean", "std", "max", "n_scored", "n_ok", "n", "not ok by status",
-                                 "s/run"],
+                                 "train loss", "s/run"],
                      [[str(c[a]) for a in spec.key]
                       + [c["metric"] or "?", _num(c["mean"]), _num(c["std"]), _num(c["max"]), str(c["n_scored"]),
-                         str(c["n_ok"]), str(c["n"]), c["failed_by_status"] or NA, _num(c["seconds_mean"], 0)]
+                         str(c["n_ok"]), str(c["n"]), c["failed_by_status"] or NA, _num(c["train_loss_mean"], 3),
+                         _num(c["seconds_mean"], 0)]
                       for c in s._cells.values()])
     out += child_network_lines(s)
     out += ["", "## Compute", ""] + compute_lines(s.records)
@@ -587,7 +599,7 @@ def compute_lines(records: pd.DataFrame) -> list[str]:
     devices = sorted(timed["device"].value_counts().items(), key=lambda kv: (-kv[1], kv[0]))
     first, last = min(timed["started_at"], key=_timestamp), max(timed["finished_at"], key=_timestamp)
     lines = [f"Run time (finished_at − started_at, per record) summed over {len(timed)} of {len(records)} "
-             f"record(s): {total:,.0f} s = {total / 3600:.2f} h. `s/run` above is the mean per cell.",
+             f"record(s): {total:,.0f} s = {total / 3600:.2f} h.",
              f"First run started {first}, last finished {last} "
              "(the span includes any pause between sweeps; runs that ran side by side overlap in the sum).",
              "Devices: " + "; ".join(f"{d} ({n} run{'s' if n != 1 else ''})" for d, n in devices) + "."]

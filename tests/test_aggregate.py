@@ -128,6 +128,7 @@ def test_run_time_per_cell_and_in_total(tmp_path, spec):
           record("mrpc", "vanilla", 1, 80.0))
     frame = aggregate("unit", out, experiment_file=spec)
     assert cell(frame, "rte", "vanilla")["seconds_mean"] == pytest.approx((100 + 20 + 30) / 3)
+    assert cell(frame, "rte", "vanilla")["train_loss_mean"] == pytest.approx(0.7)     # the record's last epoch
     assert math.isnan(cell(frame, "mrpc", "vanilla")["seconds_mean"])
     md = (out / "unit" / "table.md").read_text()
     assert "summed over 3 of 4 record(s): 150 s = 0.04 h" in md
