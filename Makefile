@@ -64,7 +64,7 @@ reproduce-table1: $(SETUP)  ## paper Table 1: 4 large models x 4 tasks x 3 metho
 	$(SWEEP) exp=table1
 	$(PY) -m childtuning.aggregate table1 --results $(RESULTS)
 
-reproduce-table1-cpu: $(SETUP)  ## Table 1's grid on MiniLM, 1k-example subsets, 5 seeds (about 3 h on 2 cores)
+reproduce-table1-cpu: $(SETUP)  ## Table 1's grid on MiniLM, 1k-example subsets, 5 seeds (about 3.5 h on 2 cores)
 	$(TABLE1_CPU)
 	$(PY) -m childtuning.aggregate table1_cpu --results $(RESULTS)
 

@@ -47,7 +47,7 @@ import re
 import sys
 import warnings
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -167,10 +167,12 @@ def _config_value(record: dict, dotted: str):
 
 
 def _timestamp(value) -> datetime | None:
+    """An ISO time stamp; one without a time zone is taken as UTC (the runner writes UTC)."""
     try:
-        return datetime.fromisoformat(value) if isinstance(value, str) else None
+        t = datetime.fromisoformat(value) if isinstance(value, str) else None
     except ValueError:
         return None
+    return t.replace(tzinfo=timezone.utc) if t is not None and t.tzinfo is None else t
 
 
 def _device_label(device) -> str:
@@ -321,6 +323,11 @@ def _finite(values) -> np.ndarray:
     return values[np.isfinite(values)]
 
 
+def _groups(records: pd.DataFrame, key: list[str]) -> dict[tuple, pd.DataFrame]:
+    """The records of each cell, by the cell's key tuple."""
+    return {k if isinstance(k, tuple) else (k,): sub for k, sub in records.groupby(key, sort=False)}
+
+
 def _mean(values) -> float:
     """Mean of the finite values; NaN when there are none."""
     got = _finite(values)
@@ -335,7 +342,7 @@ def cell_table(records: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
     wanted = set(records[key].itertuples(index=False, name=None)) | \
         set(itertools.product(*(spec.expected[a] for a in key)))
     cells = [k for k in itertools.product(*orders) if k in wanted]
-    groups = {k if isinstance(k, tuple) else (k,): sub for k, sub in records.groupby(key, sort=False)}
+    groups = _groups(records, key)
     empty = records.iloc[0:0]
     method_at = key.index("method")
 
@@ -569,7 +576,7 @@ def child_network_lines(s: Summary) -> list[str]:
     """Where a fixed child network (Child-Tuning_D) sits: per cell, the mean over seeds of the
     fraction of each layer's eligible weights its mask keeps. Empty when no record reports it."""
     key, rows, layers = s.spec.key, [], set()
-    groups = {k if isinstance(k, tuple) else (k,): sub for k, sub in s.records.groupby(key, sort=False)}
+    groups = _groups(s.records, key)
     for k in s._cells:                                      # the table's cell order
         per_run = [st["kept_fraction_per_layer"] for st in groups[k]["method_stats"]
                    if isinstance(st.get("kept_fraction_per_layer"), dict)] if k in groups else []
@@ -598,12 +605,11 @@ def compute_lines(records: pd.DataFrame) -> list[str]:
     total = timed["seconds"].sum()
     devices = sorted(timed["device"].value_counts().items(), key=lambda kv: (-kv[1], kv[0]))
     first, last = min(timed["started_at"], key=_timestamp), max(timed["finished_at"], key=_timestamp)
-    lines = [f"Run time (finished_at − started_at, per record) summed over {len(timed)} of {len(records)} "
-             f"record(s): {total:,.0f} s = {total / 3600:.2f} h.",
-             f"First run started {first}, last finished {last} "
-             "(the span includes any pause between sweeps; runs that ran side by side overlap in the sum).",
-             "Devices: " + "; ".join(f"{d} ({n} run{'s' if n != 1 else ''})" for d, n in devices) + "."]
-    return lines
+    return [f"Run time (finished_at − started_at, per record) summed over {len(timed)} of {len(records)} "
+            f"record(s): {total:,.0f} s = {total / 3600:.2f} h.",
+            f"First run started {first}, last finished {last} "
+            "(the span includes any pause between sweeps; runs that ran side by side overlap in the sum).",
+            "Devices: " + "; ".join(f"{d} ({n} run{'s' if n != 1 else ''})" for d, n in devices) + "."]
 
 
 def _tex(text: str) -> str:

@@ -119,12 +119,13 @@ def test_run_time_per_cell_and_in_total(tmp_path, spec):
     """Run time comes from started_at/finished_at; a record without them is counted but not timed."""
     out = tmp_path / "results"
 
-    def timed(seed, start, end, threads):
+    def timed(seed, start, end, threads, zone="+00:00"):
         r = record("rte", "vanilla", seed, 70.0)
-        r.update(started_at=f"2026-01-01T10:{start}+00:00", finished_at=f"2026-01-01T10:{end}+00:00",
+        r.update(started_at=f"2026-01-01T10:{start}{zone}", finished_at=f"2026-01-01T10:{end}{zone}",
                  device={"type": "cpu", "threads": threads})
         return r
-    write(out, timed(1, "00:00", "01:40", 1), timed(2, "05:00", "05:20", 1), timed(3, "02:00", "02:30", 2),
+    write(out, timed(1, "00:00", "01:40", 1), timed(2, "05:00", "05:20", 1),
+          timed(3, "02:00", "02:30", 2, zone=""),                  # no time zone: read as UTC, still comparable
           record("mrpc", "vanilla", 1, 80.0))
     frame = aggregate("unit", out, experiment_file=spec)
     assert cell(frame, "rte", "vanilla")["seconds_mean"] == pytest.approx((100 + 20 + 30) / 3)
