@@ -260,8 +260,8 @@ def paired(a: pd.Series, b: pd.Series) -> tuple[float, str]:
     pairing by seed removes that shared variation. p is NaN with < 2 pairs or constant differences."""
     from scipy import stats
 
-    both = pd.concat([a.rename("a"), b.rename("b")], axis=1, join="inner").dropna()
-    both = both[np.isfinite(both["a"]) & np.isfinite(both["b"])]
+    both = pd.concat([a.rename("a"), b.rename("b")], axis=1, join="inner")
+    both = both[np.isfinite(both["a"]) & np.isfinite(both["b"])]        # drops NaN (unscored) too
     if both.empty:
         return math.nan, NA
     wins = f"{int((both['a'] > both['b']).sum())}/{len(both)}"
