@@ -5,35 +5,37 @@ LAUNCHER  ?= local
 SETUP     := .venv/.setup-done
 export WANDB_MODE ?= offline
 
+# LAUNCHER=local runs a sweep's runs one after another; LAUNCHER=parallel runs JOBS of them side by
+# side in worker processes, one thread each (hydra-joblib-launcher, conf/hydra/launcher/parallel.yaml);
 # LAUNCHER=slurm submits each run as a SLURM job (hydra-submitit-launcher, conf/hydra/launcher/slurm.yaml)
 # and turns on per-epoch checkpoints so requeued (preempted) jobs resume.
+JOBS      ?= 2
+export CHILDTUNING_JOBS := $(JOBS)
+PARALLEL  := hydra/launcher=parallel impl.num_threads=1 impl.progress_bar=false
 ifeq ($(LAUNCHER),slurm)
   LAUNCH := hydra/launcher=slurm trainer.checkpoint=true
+else ifeq ($(LAUNCHER),parallel)
+  LAUNCH := $(PARALLEL)
 else
   LAUNCH :=
 endif
-comma := ,
 SWEEP = $(PY) -m childtuning.train -m paths.results=$(RESULTS) $(LAUNCH)
 
-# table1_cpu: on SLURM one sweep (a job per run); locally two sweeps side by side, tasks split so
-# both take about as long, one thread per run. That is how the committed records were made; it is
-# no faster than one two-thread sweep on 2 cores (an MRPC run took 180 s alone on 2 threads, 375-397 s
-# two at a time on 1 thread), but it keeps each run's arithmetic independent of the machine's
-# core count. A relaunch skips finished runs either way.
+# CPU studies run JOBS runs at a time, one thread each, unless LAUNCHER=slurm. One thread per run is
+# how the committed records were made: a run's arithmetic then does not depend on the machine's
+# core count. (Two runs side by side are not faster than one two-thread run after another on 2 cores:
+# an MRPC run took 180 s alone on 2 threads, 375-397 s two at a time on 1 thread.)
 ifeq ($(LAUNCHER),slurm)
-  TABLE1_CPU = $(SWEEP) exp=table1_cpu
+  CPU_SWEEP = $(SWEEP)
 else
-  HALF = $(SWEEP) exp=table1_cpu impl.num_threads=1 impl.progress_bar=false task=$(1) \
-	'hydra.sweep.dir=$${paths.results}/$${experiment}/hydra/multirun-$${now:%Y-%m-%d_%H-%M-%S}-$(subst $(comma),_,$(1))'
-  TABLE1_CPU = $(call HALF,rte$(comma)cola) & pid=$$!; $(call HALF,mrpc$(comma)stsb); rb=$$?; \
-	wait $$pid; ra=$$?; test $$ra -eq 0 -a $$rb -eq 0
+  CPU_SWEEP = $(PY) -m childtuning.train -m paths.results=$(RESULTS) $(PARALLEL)
 endif
 
 .PHONY: help setup test demo smoke tables reproduce-table1 reproduce-table1-cpu bench
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
-	@echo "  variables: RESULTS=<dir> (default results)  LAUNCHER=local|slurm  GLUE_DIR=<GLUE-format folder>"
+	@echo "  variables: RESULTS=<dir> (default results)  LAUNCHER=local|parallel|slurm  JOBS=2  GLUE_DIR=<GLUE-format folder>"
 
 setup: $(SETUP)  ## create .venv and install the project (torch 2.13.0 CPU build first where there is no GPU)
 
@@ -65,7 +67,7 @@ reproduce-table1: $(SETUP)  ## paper Table 1: 4 large models x 4 tasks x 3 metho
 	$(PY) -m childtuning.aggregate table1 --results $(RESULTS)
 
 reproduce-table1-cpu: $(SETUP)  ## Table 1's grid on MiniLM, 1k-example subsets, 5 seeds (about 3.5 h on 2 cores)
-	$(TABLE1_CPU)
+	$(CPU_SWEEP) exp=table1_cpu
 	$(PY) -m childtuning.aggregate table1_cpu --results $(RESULTS)
 
 bench: $(SETUP)  ## the benchmarks (minutes; each prints one JSON line last)

@@ -13,22 +13,19 @@ ChildTuningOptimizer) inside the same step, and each mask alone on MiniLM's grad
               model.config.num_attention_heads=16 model.config.intermediate_size=4096
 """
 import argparse
+import contextlib
 import copy
 import json
 import os
 import statistics
 import time
-from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
 
-from childtuning import data, methods, seeding  # noqa: E402
-from childtuning.loop import _adamw_kernel, param_groups  # noqa: E402
-from childtuning.models import build_model, build_tokenizer  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
+from childtuning import methods, train  # noqa: E402
+from childtuning.config import compose, validate  # noqa: E402
+from childtuning.loop import train_step  # noqa: E402
 
 
 class OfficialF(methods.Method):
@@ -56,57 +53,44 @@ def main():
     args = ap.parse_args()
     device = torch.device(args.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfgs = {m: compose("config", overrides=[f"model={args.model}", f"task={args.task}", f"method={m}", *args.set])
-                for m in ("vanilla", "child_tuning_f", "child_tuning_d")}
-    from childtuning.config import validate
-    cfgs = {m: validate(c) for m, c in cfgs.items()}
-    cfg = cfgs["vanilla"]
-    splits = data.load_task(cfg.task, cfg.paths.glue_dir)
-    tok = build_tokenizer(cfg.model, [" ".join(t) for t in splits["train"].texts], cfg.paths.cache)
-    feats = data.tokenize(splits["train"], tok, cfg.trainer.max_length, cfg.paths.cache)
-    loader = data.BatchLoader(feats, 16, data.Collator(tok, cfg.task.regression), seeding.generator(1, "data"))
+    cfgs = {m: validate(compose(f"model={args.model}", f"task={args.task}", f"method={m}", "seed=1",
+                                    "trainer.batch_size=16", "impl.progress_bar=false", *args.set))
+            for m in ("vanilla", "child_tuning_f", "child_tuning_d")}
+    cfg = cfgs["vanilla"]                               # the runner's own pipeline, step by step
+    tokenizer, features = train.tokenize_splits(cfg, train.load_data(cfg))
+    loader, _ = train.build_loaders(cfg, tokenizer, features)
     batches = [{k: v.to(device) for k, v in b.items()} for b, _ in zip(loader, range(args.steps + 2))]
-    seeding.seed_global(1, "init")
-    base = build_model(cfg.model, 2, False, tok)
+    base = train.init_model(cfg, tokenizer, torch.device("cpu"))
+    no_amp = contextlib.nullcontext, torch.amp.GradScaler("cuda", enabled=False)
 
     runners = {}
     for name in ("vanilla", "child_tuning_f", "child_tuning_d", "official_f"):
-        mcfg = cfgs["child_tuning_f" if name == "official_f" else name].method
+        run_cfg = cfgs["child_tuning_f" if name == "official_f" else name]
         if name == "child_tuning_d":
-            mcfg.fisher.max_samples = 32          # the pass itself is not what is timed here
-        method = OfficialF(mcfg, 1) if name == "official_f" else methods.build(mcfg, 1)
+            run_cfg.method.fisher.max_samples = 32          # the pass itself is not what is timed here
+        method = OfficialF(run_cfg.method, 1, None) if name == "official_f" else train.build_method(run_cfg)
         model = copy.deepcopy(base).to(device)
         method.prepare(model, loader, device)
-        opt = torch.optim.AdamW(param_groups(model, mcfg.no_decay, mcfg.no_decay_names, 0.01), lr=4e-5,
-                                **_adamw_kernel(cfg.trainer.optimizer_impl))   # as the runner does
-        runners[name] = (model, method, opt, [])
-
-    def step(model, method, opt, batch):
-        model.train()
-        model(**batch).loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        method.before_optimizer_step(model)
-        opt.step()
-        method.after_optimizer_step(model, opt)
-        opt.zero_grad(set_to_none=True)
+        opt, sched = method.configure_optimizer(model, run_cfg.trainer, 10_000)   # as the runner does
+        runners[name] = (model, method, opt, sched, [])
 
     names = list(runners)
     for i, batch in enumerate(batches):
         for name in names[i % len(names):] + names[: i % len(names)]:   # rotate who goes first
-            model, method, opt, times = runners[name]
+            model, method, opt, sched, times = runners[name]
+            model.train()
             sync()
             t0 = time.perf_counter()
-            step(model, method, opt, batch)
+            train_step(model, method, batch, opt, sched, no_amp[1], no_amp[0], cfg.trainer.max_grad_norm)
             sync()
             if i >= 2:
                 times.append(time.perf_counter() - t0)
-    med = {name: statistics.median(r[3]) for name, r in runners.items()}
+    med = {name: statistics.median(r[4]) for name, r in runners.items()}
 
     # each mask alone, on random gradients of its model (F: all 22.7M weights; D: the eligible ones)
     alone = {}
     for name in ("child_tuning_f", "child_tuning_d", "official_f"):
-        model, method, _, _ = runners[name]
+        model, method = runners[name][:2]
         for p in model.parameters():
             p.grad = torch.randn_like(p)
         method.before_optimizer_step(model)          # warm-up
@@ -119,7 +103,7 @@ def main():
     n_params = sum(p.numel() for p in model.parameters())
     mean_len = statistics.mean(b["input_ids"].shape[1] for b in batches)
     result = {"task": args.task, "model": args.model, "device": str(device), "params": n_params, "mean_padded_length": round(mean_len, 1), "steps": args.steps,
-              "threads": torch.get_num_threads(),
+              "threads": torch.get_num_threads(), "optimizer": cfg.trainer.optimizer,
               "step_s": {k: round(v, 4) for k, v in med.items()},
               "overhead_f": round(med["child_tuning_f"] / med["vanilla"] - 1, 4),
               "overhead_d": round(med["child_tuning_d"] / med["vanilla"] - 1, 4),

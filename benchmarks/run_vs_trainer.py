@@ -55,35 +55,28 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
-
 import childtuning.train  # noqa: E402
-from childtuning import data, seeding  # noqa: E402
-from childtuning.config import validate  # noqa: E402
+from childtuning.config import compose, validate  # noqa: E402
 from childtuning.models import minilm_path  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 TARGETS = {"mrpc": 0.7, "rte": 1.0}
 MAX_LENGTH = 128
 BATCH, EVAL_BATCH, LR, WARMUP, WEIGHT_DECAY, SEED = 16, 64, 4e-5, 0.1, 0.01, 1
 
 
-def default_glue_dir() -> str:
-    return os.environ.get("GLUE_DIR") or str((REPO / ".." / "shared" / "data" / "glue").resolve())
-
-
-def compose_cfg(task: str, epochs: int, glue_dir: str, workdir: str, max_train: int | None, threads: int):
+def compose_cfg(task: str, epochs: int, glue_dir: str | None, workdir: str, max_train: int | None, threads: int):
     overrides = ["model=minilm", f"task={task}", "method=vanilla", f"seed={SEED}",
                  f"trainer.epochs={epochs}", f"trainer.batch_size={BATCH}", f"trainer.lr={LR}",
                  f"trainer.warmup_ratio={WARMUP}", f"trainer.weight_decay={WEIGHT_DECAY}",
                  f"trainer.max_length={MAX_LENGTH}", "trainer.pad_to_max_length=false",
                  f"impl.eval_batch_size={EVAL_BATCH}", f"impl.num_threads={threads}", "impl.device=cpu",
-                 f"paths.glue_dir={glue_dir}", f"paths.results={workdir}/results", f"paths.cache={workdir}/cache",
+                 f"paths.results={workdir}/results", f"paths.cache={workdir}/cache",
                  "experiment=bench", "impl.progress_bar=false", "logger=none", "force=true"]
     if max_train:
         overrides.append(f"task.max_train_samples={max_train}")
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides)
+    if glue_dir:                 # else the runner's own lookup ($GLUE_DIR, data/glue, ../shared/data/glue)
+        overrides.append(f"paths.glue_dir={glue_dir}")
+    return compose(*overrides)
 
 
 def run_ours(cfg, threads: int) -> dict:
@@ -151,16 +144,14 @@ def run_trainer(cfg, epochs: int, threads: int, workdir: str) -> dict:
 
 
 def padding_stats(cfg, epochs: int) -> dict:
-    """Token positions per training epoch: ours (dynamic, same batch order as our run) vs fixed 128."""
+    """Token positions per training epoch: ours (the runner's own loader, same batch order as our
+    run) vs fixed 128."""
     vcfg = validate(cfg)
-    splits = childtuning.train.load_data(vcfg)
-    from transformers import AutoTokenizer
-    tok = AutoTokenizer.from_pretrained(minilm_path())
-    feats = data.tokenize(splits["train"], tok, MAX_LENGTH, None)
+    tokenizer, features = childtuning.train.tokenize_splits(vcfg, childtuning.train.load_data(vcfg))
+    loader, _ = childtuning.train.build_loaders(vcfg, tokenizer, features)
+    feats = features["train"]
     lengths = [len(f["input_ids"]) for f in feats]
-    loader = data.BatchLoader(feats, BATCH, lambda b: max(len(f["input_ids"]) for f in b) * len(b),
-                              seeding.generator(vcfg.seed, "data"))
-    ours = sum(sum(loader) for _ in range(epochs)) / epochs   # same generator stream as the run's epochs
+    ours = sum(b["input_ids"].numel() for _ in range(epochs) for b in loader) / epochs   # the run's epochs
     fixed = MAX_LENGTH * len(feats)
     return {"mean_example_len": float(np.mean(lengths)), "truncated": int(sum(n >= MAX_LENGTH for n in lengths)),
             "ours_positions_per_epoch": int(ours), "trainer_positions_per_epoch": fixed,
@@ -188,13 +179,13 @@ def main() -> None:
     ap.add_argument("--tasks", nargs="+", default=["mrpc", "rte"], choices=["mrpc", "rte"])
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--max-train-samples", type=int, default=None, help="subsample the training sets (quick check)")
-    ap.add_argument("--glue-dir", default=default_glue_dir())
+    ap.add_argument("--glue-dir", default=None, help="GLUE-format folder (default: the runner's own lookup)")
     args = ap.parse_args()
     try:
         import accelerate  # noqa: F401
     except ImportError:
         sys.exit("transformers.Trainer needs the `accelerate` package: pip install accelerate")
-    glue = str(Path(args.glue_dir).expanduser().resolve())
+    glue = str(Path(args.glue_dir).expanduser().resolve()) if args.glue_dir else None
     threads = torch.get_num_threads()
     print(f"torch {torch.__version__}, {threads} threads; glue dir {glue}; epochs {args.epochs}"
           f"{'; max train samples ' + str(args.max_train_samples) if args.max_train_samples else ''}", flush=True)

@@ -19,6 +19,8 @@ import torch
 from tqdm.auto import tqdm
 
 _HIGH = 32768  # non-negative float32: the top 16 bits are below 2**15
+# method.percentile_interpolation: the arithmetic of np.percentile's linear interpolation.
+INTERPOLATIONS = ("float32", "float64")
 
 
 def fisher_information(model: torch.nn.Module, loader, params: list[torch.nn.Parameter], *,
@@ -125,7 +127,10 @@ def percentile_threshold(tensors: list[torch.Tensor], keep_ratio: float) -> floa
     return float(b - diff * (1 - gamma)) if gamma >= 0.5 else float(a + diff * gamma)
 
 
-def top_fraction_masks(scores: list[torch.Tensor], keep_ratio: float) -> tuple[list[torch.Tensor], float]:
+def top_fraction_masks(scores: list[torch.Tensor], keep_ratio: float,
+                       interpolation: str = "float32") -> tuple[list[torch.Tensor], float]:
     """Boolean masks keeping `scores >= threshold`, the official percentile threshold."""
+    if interpolation != "float32":
+        raise NotImplementedError(f"percentile interpolation {interpolation!r}")
     threshold = percentile_threshold(scores, keep_ratio)
     return [s >= threshold for s in scores], threshold

@@ -1,42 +1,56 @@
-"""The one training loop every method shares: AdamW, linear schedule, clipping, method hooks,
-dev evaluation each epoch, optional per-epoch checkpoints for preempted jobs."""
+"""The one training loop every method shares: the method's optimizer and schedule, clipping,
+method hooks, dev evaluation each epoch, optional per-epoch checkpoints for preempted jobs."""
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from transformers import get_linear_schedule_with_warmup
 
 from . import metrics as metrics_lib
 from . import seeding
 
-
-def param_groups(model: torch.nn.Module, no_decay: str, no_decay_names: list[str], weight_decay: float):
-    """Two AdamW groups: with and without weight decay.
-
-    by_name: names containing any of `no_decay_names` (official Child-Tuning trainers:
-    ["bias", "LayerNorm.weight"], which misses XLNet's `layer_norm`); by_module_type: biases and
-    every torch.nn.LayerNorm's weights (transformers 4.7 Trainer, used by the official vanilla runs).
-    """
-    if no_decay == "by_name":
-        skip = {n for n, _ in model.named_parameters() if any(s in n for s in no_decay_names)}
-    else:
-        norms = {f"{m_name}.{p_name}".lstrip(".") for m_name, m in model.named_modules()
-                 if isinstance(m, torch.nn.LayerNorm) for p_name, _ in m.named_parameters(recurse=False)}
-        skip = {n for n, _ in model.named_parameters() if n in norms or "bias" in n}
-    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    return [{"params": [p for n, p in params if n not in skip], "weight_decay": weight_decay},
-            {"params": [p for n, p in params if n in skip], "weight_decay": 0.0}]
+# impl.precision: autocast dtype on GPU (fp32 = no autocast; CPU runs are always fp32)
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def _adamw_kernel(impl: str) -> dict:
-    return {"fused": {"fused": True}, "foreach": {"foreach": True}, "for_loop": {"foreach": False}}[impl]
+def autocast_for(precision: str, device: torch.device):
+    """A context-manager factory for the forward passes, and the gradient scaler fp16 needs."""
+    dtype = PRECISIONS[precision]
+    use_amp = device.type == "cuda" and dtype is not None
+    autocast = (lambda: torch.autocast("cuda", dtype=dtype)) if use_amp else contextlib.nullcontext
+    return autocast, torch.amp.GradScaler("cuda", enabled=use_amp and dtype == torch.float16)
+
+
+def split_loss(result) -> tuple[torch.Tensor, dict]:
+    """A method's loss hook returns a loss, or (loss, {name: extra scalar for the log})."""
+    return result if isinstance(result, tuple) else (result, {})
+
+
+def train_step(model, method, batch: dict, optimizer, scheduler, scaler, autocast, max_grad_norm: float):
+    """One optimizer step: forward -> method loss -> backward -> clip -> method (masks) ->
+    optimizer -> method -> schedule. Returns (loss, extra terms); a non-finite loss returns
+    before backward, leaving weights and optimizer untouched."""
+    with autocast():
+        outputs = model(**batch)
+        loss, terms = split_loss(method.loss(model, batch, outputs))
+    if not torch.isfinite(loss):
+        return loss, terms
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    method.before_optimizer_step(model)        # Child-Tuning masks go here
+    scaler.step(optimizer)
+    scaler.update()
+    method.after_optimizer_step(model, optimizer)
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss, terms
 
 
 @torch.no_grad()
@@ -62,21 +76,12 @@ def train(model, method, train_loader, dev_loader, cfg, device, log=lambda d, st
           checkpoint_path: Path | None = None) -> dict:
     """Fine-tune `model` with `method`; returns status, metrics per epoch, steps and time."""
     tr, progress = cfg.trainer, cfg.impl.progress_bar
-    use_amp = device.type == "cuda" and cfg.impl.precision != "fp32"
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.impl.precision)
-    autocast = (lambda: torch.autocast("cuda", dtype=dtype)) if use_amp else contextlib.nullcontext
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and dtype == torch.float16)
+    autocast, scaler = autocast_for(cfg.impl.precision, device)
 
     started = time.perf_counter()
     method.prepare(model, train_loader, device)      # e.g. the Fisher pass; before the optimizer
     prepare_seconds = time.perf_counter() - started
-    optimizer = torch.optim.AdamW(
-        param_groups(model, method.cfg.no_decay, method.cfg.no_decay_names, tr.weight_decay),
-        lr=tr.lr, betas=(tr.adam_beta1, tr.adam_beta2), eps=tr.adam_eps, **_adamw_kernel(tr.optimizer_impl))
-    total_steps = tr.epochs * len(train_loader)
-    warmup_ratio = tr.warmup_ratio if method.cfg.warmup_ratio is None else method.cfg.warmup_ratio
-    warmup_steps = math.ceil(total_steps * warmup_ratio)   # transformers 4.7 get_warmup_steps: ceil
-    scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
+    optimizer, scheduler = method.configure_optimizer(model, tr, tr.epochs * len(train_loader))
     # Dropout draws from the global RNG: reseed after prepare() so every method sees the same.
     seeding.seed_global(cfg.seed, "dropout")
     state = {"epoch": 0, "step": 0, "history": [], "status": "ok", "reason": None, "seconds": 0.0}
@@ -87,34 +92,27 @@ def train(model, method, train_loader, dev_loader, cfg, device, log=lambda d, st
 
     for epoch in range(state["epoch"], tr.epochs):
         model.train()
-        losses = []
+        losses, extras = [], defaultdict(list)
         bar = tqdm(train_loader, desc=f"train {epoch + 1}/{tr.epochs}", disable=not progress, leave=False)
         for batch in bar:
             batch = {k: v.to(device) for k, v in batch.items()}
-            with autocast():
-                outputs = model(**batch)
-                loss = method.loss(model, batch, outputs)
+            loss, terms = train_step(model, method, batch, optimizer, scheduler, scaler, autocast, tr.max_grad_norm)
             if not torch.isfinite(loss):
                 state.update(status="diverged", reason=f"non-finite loss {loss.item()} at step {state['step'] + 1}")
                 break
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tr.max_grad_norm)
-            method.before_optimizer_step(model)        # Child-Tuning masks go here
-            scaler.step(optimizer)
-            scaler.update()
-            method.after_optimizer_step(model, optimizer)
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
             state["step"] += 1
             losses.append(loss.item())
+            for name, value in terms.items():
+                extras[name].append(float(value))
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
             if state["step"] % 50 == 0:
                 log({"train/loss": losses[-1], "train/lr": scheduler.get_last_lr()[0]}, state["step"])
         scores, degenerate = evaluate(model, dev_loader, cfg.task, device, autocast, progress)
-        state["history"].append({"epoch": epoch + 1, "step": state["step"], "metrics": scores,
-                                 "train_loss": float(np.mean(losses)) if losses else None,
-                                 "degenerate": degenerate})
+        entry = {"epoch": epoch + 1, "step": state["step"], "metrics": scores,
+                 "train_loss": float(np.mean(losses)) if losses else None, "degenerate": degenerate}
+        if extras:
+            entry["loss_terms"] = {name: float(np.mean(v)) for name, v in sorted(extras.items())}
+        state["history"].append(entry)
         log({f"dev/{k}": v for k, v in scores.items()} | {"epoch": epoch + 1}, state["step"])
         state["epoch"] = epoch + 1
         if state["status"] != "ok":

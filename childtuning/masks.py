@@ -18,6 +18,9 @@ import numpy as np
 import torch
 
 RESOLUTION_BITS = 24  # keep probability resolution of the fast sampler
+# method.sampler: fast = the byte-threshold / flat-uniform draw described above; official = a
+# torch.bernoulli draw per tensor, as the official code's Bernoulli objects do (slow).
+SAMPLERS = ("fast", "official")
 
 
 def keep_threshold(keep_ratio: float) -> int:
@@ -37,10 +40,8 @@ class BernoulliMasker:
     def __init__(self, shapes: list[torch.Size], keep_ratio: float, generator: torch.Generator,
                  sampler: str = "fast", device: torch.device | str = "cpu",
                  remember: bool = False):
-        if not 0.0 < keep_ratio <= 1.0:
-            raise ValueError(f"keep_ratio must be in (0, 1], got {keep_ratio}")
-        if sampler not in ("fast", "official"):
-            raise ValueError(f"unknown sampler {sampler!r}; use 'fast' or 'official'")
+        if sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {sampler!r}; use one of {SAMPLERS}")
         self.keep_ratio = keep_ratio
         self.scale = 1.0 / keep_ratio
         self.generator = generator

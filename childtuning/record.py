@@ -11,23 +11,36 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from . import SCHEMA_VERSION, __version__
-from .config import OUTCOME_KEYS
 from .data import REPO_ROOT
 
 REQUIRED = ("schema_version", "run_id", "experiment", "model", "task", "method", "seed", "status",
             "metrics", "main_metric", "history", "train_seconds", "config")
+# Config groups whose values change a run's outcome (less the keys each schema marks as not).
+OUTCOME_KEYS = ("model", "task", "method", "trainer", "seed")
+
+
+def outcome(resolved: dict) -> dict:
+    """The part of a resolved run config that decides what the run computes: model, task, method
+    (this run's method only), trainer and seed, less the keys a schema marks `not_outcome` (where
+    the data files are, whether to checkpoint), plus a precision other than fp32. Not: paths,
+    logging, device, threads, the experiment."""
+    from .config import non_outcome_keys
+
+    out = {}
+    for key in OUTCOME_KEYS:
+        value = resolved[key]
+        out[key] = {k: v for k, v in value.items() if k not in non_outcome_keys(key)} if isinstance(value, dict) else value
+    if resolved["impl"]["precision"] != "fp32":   # autocast changes the numbers; fp32 ids carry no key
+        out["precision"] = resolved["impl"]["precision"]
+    return out
 
 
 def run_id(cfg) -> str:
-    """`<model>.<task>.<method>.s<seed>.<hash>`; the hash covers every outcome-changing value
-    (model, task, method, trainer, seed, and a precision other than fp32), not paths, logging,
-    device, threads or the experiment."""
-    outcome = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
-               for k in OUTCOME_KEYS}
-    if cfg.impl.precision != "fp32":   # autocast changes the numbers; fp32 ids stay as they were
-        outcome["precision"] = cfg.impl.precision
-    digest = hashlib.sha256(json.dumps(outcome, sort_keys=True).encode()).hexdigest()[:10]
-    return f"{cfg.model.name}.{cfg.task.name}.{cfg.method.name}.s{cfg.seed}.{digest}"
+    """`<model>.<task>.<method>.s<seed>.<hash of outcome(cfg)>`. `cfg`: a validated config or its
+    resolved dict (as a record's `config` holds it)."""
+    resolved = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else cfg
+    digest = hashlib.sha256(json.dumps(outcome(resolved), sort_keys=True).encode()).hexdigest()[:10]
+    return f"{resolved['model']['name']}.{resolved['task']['name']}.{resolved['method']['name']}.s{resolved['seed']}.{digest}"
 
 
 def runs_dir(results: str, experiment: str) -> Path:

@@ -2,12 +2,15 @@
 
     python -m childtuning.train model=minilm task=rte method=child_tuning_d seed=3
     python -m childtuning.train -m exp=table1_cpu          # a sweep declared in experiments/
+
+A run is a pipeline of named steps, each usable on its own (the benchmarks call them):
+validate -> load_data -> tokenize_splits -> build_loaders -> init_model -> build_method ->
+loop.train -> build_record -> write.
 """
 from __future__ import annotations
 
 import socket
 import sys
-import time
 import traceback
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,18 +23,18 @@ from . import SCHEMA_VERSION, data, methods, seeding
 from .config import validate
 from .errors import InputError
 from .logger import Logger
-from .loop import evaluate, train
+from .loop import train
 from .models import build_model, build_tokenizer
 from .record import read_complete, run_id, runs_dir, versions, write_atomic
 
 
-def _device(impl) -> torch.device:
+def device_for(impl) -> torch.device:
     if impl.device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(impl.device)
 
 
-def load_data(cfg) -> dict:
+def load_data(cfg) -> dict[str, data.Split]:
     """Read, subsample and check the task data (cheap; runs before any model is loaded)."""
     splits = data.load_task(cfg.task, cfg.paths.glue_dir)
     sub_seed = cfg.seed if cfg.task.subsample_seed is None else cfg.task.subsample_seed
@@ -42,6 +45,68 @@ def load_data(cfg) -> dict:
             raise InputError(f"task {cfg.task.name}: the {name} set is empty ({split.source}); "
                              "check the file or task.max_train_samples")
     return splits
+
+
+def tokenize_splits(cfg, splits: dict[str, data.Split]):
+    """The tokenizer and each split's token ids (cached on disk by content)."""
+    tokenizer = build_tokenizer(cfg.model, [" ".join(t) for t in splits["train"].texts], cfg.paths.cache)
+    features = {s: data.tokenize(splits[s], tokenizer, cfg.trainer.max_length, cfg.paths.cache) for s in splits}
+    return tokenizer, features
+
+
+def build_loaders(cfg, tokenizer, features: dict) -> tuple[data.BatchLoader, data.BatchLoader]:
+    """Training batches in the order of the run's "data" stream; dev batches sorted by length."""
+    collate = data.Collator(tokenizer, cfg.task.regression,
+                            cfg.trainer.max_length if cfg.trainer.pad_to_max_length else None)
+    train_loader = data.BatchLoader(features["train"], cfg.trainer.batch_size, collate,
+                                    seeding.generator(cfg.seed, "data"), cfg.impl.progress_bar)
+    dev_loader = data.BatchLoader(features["dev"], cfg.impl.eval_batch_size, collate, by_length=True)
+    return train_loader, dev_loader
+
+
+def init_model(cfg, tokenizer, device: torch.device) -> torch.nn.Module:
+    """The pretrained encoder with a new head, initialised from the run's "init" stream."""
+    seeding.seed_global(cfg.seed, "init")
+    task = methods.TaskInfo.of(cfg.task)
+    return build_model(cfg.model, task.num_labels, task.regression, tokenizer).to(device)
+
+
+def build_method(cfg) -> methods.Method:
+    return methods.build(cfg.method, cfg.seed, methods.TaskInfo.of(cfg.task))
+
+
+def build_record(cfg, rid: str, splits: dict, device: torch.device, started: str, state: dict | None,
+                 error: str | None, method: methods.Method, artifacts: dict) -> dict:
+    """The run record. `state`: what loop.train returned, or None when the run failed with `error`."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    history = state["history"] if state else []
+    final = history[-1] if history else None
+    main = cfg.task.main_metric
+    status, reason = (state["status"], state["reason"]) if state else ("failed", error)
+    if status == "ok" and final and final["degenerate"]:
+        status, reason = "degenerate", final["degenerate"]
+    best = max(history, key=lambda h: h["metrics"][main], default=None)
+    return {
+        "schema_version": SCHEMA_VERSION, "run_id": rid, "experiment": cfg.experiment,
+        "model": cfg.model.name, "task": cfg.task.name, "method": cfg.method.name, "seed": cfg.seed,
+        "method_params": resolved["method"], "hyperparameters": resolved["trainer"],
+        "status": status, "reason": reason,
+        "metrics": final["metrics"] if final else {},
+        "main_metric": {"name": main, "value": final["metrics"][main] if final else None,
+                        "checkpoint": "last epoch (paper protocol)"},
+        "best_epoch": {"epoch": best["epoch"], "value": best["metrics"][main],
+                       "note": "best dev epoch, for reference only; not the headline"} if best else None,
+        "history": history, "steps": state["step"] if state else 0,
+        "train_seconds": state["seconds"] if state else None,
+        "prepare_seconds": state["prepare_seconds"] if state else None,
+        "method_stats": method.stats() if state else {}, "artifacts": artifacts,
+        "data": {s: {"source": splits[s].source, "size": len(splits[s]), "fingerprint": data.fingerprint(splits[s])}
+                 for s in splits},
+        "device": {"type": device.type, "name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+                   "precision": cfg.impl.precision, "threads": torch.get_num_threads(), "host": socket.gethostname()},
+        "versions": versions(), "started_at": started,
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "config": resolved,
+    }
 
 
 def run(cfg: DictConfig) -> dict:
@@ -57,64 +122,30 @@ def run(cfg: DictConfig) -> dict:
     splits = load_data(cfg)                       # bad data fails here, before the model loads
     if cfg.impl.num_threads:
         torch.set_num_threads(cfg.impl.num_threads)
-    device = _device(cfg.impl)
+    device = device_for(cfg.impl)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    tokenizer = build_tokenizer(cfg.model, [" ".join(t) for t in splits["train"].texts], cfg.paths.cache)
-    features = {s: data.tokenize(splits[s], tokenizer, cfg.trainer.max_length, cfg.paths.cache) for s in splits}
-    collate = data.Collator(tokenizer, cfg.task.regression,
-                            cfg.trainer.max_length if cfg.trainer.pad_to_max_length else None)
-    train_loader = data.BatchLoader(features["train"], cfg.trainer.batch_size, collate,
-                                    seeding.generator(cfg.seed, "data"), cfg.impl.progress_bar)
-    dev_loader = data.BatchLoader(features["dev"], cfg.impl.eval_batch_size, collate, by_length=True)
-    seeding.seed_global(cfg.seed, "init")          # the new classification head
-    num_labels = 1 if cfg.task.regression else len(cfg.task.labels)
-    model = build_model(cfg.model, num_labels, cfg.task.regression, tokenizer).to(device)
-    method = methods.build(cfg.method, cfg.seed)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    log = Logger(cfg.logger, rid, resolved)
+    tokenizer, features = tokenize_splits(cfg, splits)
+    train_loader, dev_loader = build_loaders(cfg, tokenizer, features)
+    model = init_model(cfg, tokenizer, device)
+    method = build_method(cfg)
+    log = Logger(cfg.logger, rid, OmegaConf.to_container(cfg, resolve=True))
     checkpoint = Path(cfg.paths.results) / cfg.experiment / "checkpoints" / f"{rid}.pt" if cfg.trainer.checkpoint else None
 
-    record = {"schema_version": SCHEMA_VERSION, "run_id": rid, "experiment": cfg.experiment,
-              "model": cfg.model.name, "task": cfg.task.name, "method": cfg.method.name, "seed": cfg.seed,
-              "method_params": resolved["method"], "hyperparameters": resolved["trainer"]}
+    state, error = None, None
     try:
         state = train(model, method, train_loader, dev_loader, cfg, device, log, checkpoint)
     except Exception as e:  # noqa: BLE001 - recorded as a failed run, never dropped
         traceback.print_exc()
-        state = {"status": "failed", "reason": f"{type(e).__name__}: {e}", "history": [], "step": 0,
-                 "seconds": None, "prepare_seconds": None}
-    final = state["history"][-1] if state["history"] else None
-    status, reason = state["status"], state["reason"]
-    if status == "ok" and final and final["degenerate"]:
-        status, reason = "degenerate", final["degenerate"]
-    best = max(state["history"], key=lambda h: h["metrics"][cfg.task.main_metric], default=None)
-    artifacts = {}
-    if status != "failed":
-        artifacts = method.save_artifacts(out.parent / "artifacts" / rid)
-    record.update({
-        "status": status, "reason": reason,
-        "metrics": final["metrics"] if final else {},
-        "main_metric": {"name": cfg.task.main_metric, "value": final["metrics"][cfg.task.main_metric] if final else None,
-                        "checkpoint": "last epoch (paper protocol)"},
-        "best_epoch": {"epoch": best["epoch"], "value": best["metrics"][cfg.task.main_metric],
-                       "note": "best dev epoch, for reference only; not the headline"} if best else None,
-        "history": state["history"], "steps": state["step"], "train_seconds": state["seconds"],
-        "prepare_seconds": state["prepare_seconds"],
-        "method_stats": method.stats() if status != "failed" else {}, "artifacts": artifacts,
-        "data": {s: {"source": splits[s].source, "size": len(splits[s]), "fingerprint": data.fingerprint(splits[s])}
-                 for s in splits},
-        "device": {"type": device.type, "name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-                   "precision": cfg.impl.precision, "threads": torch.get_num_threads(), "host": socket.gethostname()},
-        "versions": versions(), "started_at": started,
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "config": resolved,
-    })
+        error = f"{type(e).__name__}: {e}"
+    artifacts = method.save_artifacts(out.parent / "artifacts" / rid) if state else {}
+    record = build_record(cfg, rid, splits, device, started, state, error, method, artifacts)
     write_atomic(record_path, record)
     if checkpoint is not None and checkpoint.exists():
         checkpoint.unlink()
-    log.finish({"status": status, **record["metrics"]})
+    log.finish({"status": record["status"], **record["metrics"]})
     value = record["main_metric"]["value"]
-    print(f"{rid}: {status}{' (' + reason + ')' if reason else ''} | {cfg.task.main_metric} "
-          f"{value if value is None else round(value, 2)} | {record['steps']} steps in "
+    print(f"{rid}: {record['status']}{' (' + record['reason'] + ')' if record['reason'] else ''} | "
+          f"{cfg.task.main_metric} {value if value is None else round(value, 2)} | {record['steps']} steps in "
           f"{record['train_seconds'] or 0:.0f}s | {record_path}")
     return record
 

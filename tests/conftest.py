@@ -1,10 +1,35 @@
-"""Shared test fixtures: tiny deterministic GLUE-format task folders (RTE, MRPC, CoLA, STS-B)."""
+"""Shared test helpers: the repository root, real-data detection, configs composed exactly as the
+runner composes them, and tiny deterministic GLUE-format task folders (RTE, MRPC, CoLA, STS-B)."""
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
 import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# Real task data: $GLUE_DIR, else ../shared/data/glue beside the repository (never committed).
+REAL_GLUE = Path(os.environ.get("GLUE_DIR") or REPO.parent / "shared" / "data" / "glue")
+
+
+def has_real_glue(*folders: str) -> bool:
+    return all((REAL_GLUE / f).is_dir() for f in folders)
+
+
+def requires_real_glue(*folders: str):
+    """Skip (saying why) unless the real task folders are present; such tests are also `slow`."""
+    missing = [f for f in folders if not (REAL_GLUE / f).is_dir()]
+    skip = pytest.mark.skipif(bool(missing), reason=f"no real GLUE data for {', '.join(missing)} under {REAL_GLUE} "
+                                                    "(set GLUE_DIR to a GLUE-format folder)")
+    return lambda test: pytest.mark.slow(skip(test))
+
+
+def compose_cfg(*overrides: str, config_dir: Path | None = None):
+    """The run config for `overrides`, composed from conf/ as `python -m childtuning.train` does."""
+    from childtuning.config import compose
+
+    return compose(*overrides, config_dir=config_dir)
 
 # A fixed vocabulary; sentences are drawn from it so the files are identical on every machine.
 VOCAB = ("cat dog bird fish horse cow sheep goat mouse fox wolf bear lion tiger eagle owl "

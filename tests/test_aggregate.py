@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from scipy import stats
 
+from childtuning import SCHEMA_VERSION
 from childtuning.aggregate import aggregate, bootstrap_ci, main
 from childtuning.errors import InputError
 
@@ -43,7 +44,7 @@ METRIC = {"rte": "accuracy", "mrpc": "f1"}
 def record(task, method, seed, value, status="ok", model="tiny_bert"):
     """A record with the fields the aggregator reads (and a few it does not)."""
     metric = METRIC[task]
-    return {"schema_version": 1, "run_id": f"{model}.{task}.{method}.s{seed}.0000000000", "experiment": "unit",
+    return {"schema_version": SCHEMA_VERSION, "run_id": f"{model}.{task}.{method}.s{seed}.0000000000", "experiment": "unit",
             "model": model, "task": task, "method": method, "seed": seed, "status": status,
             "reason": None if status == "ok" else status,
             "metrics": {} if value is None else {metric: value},

@@ -1,6 +1,5 @@
 """Exact tests of Child-Tuning's maths: F masks, the Fisher estimate, D's selection, the step."""
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,10 +11,12 @@ from childtuning import seeding
 from childtuning.data import BatchLoader
 from childtuning.fisher import fisher_information, order_statistics, percentile_threshold, top_fraction_masks
 from childtuning.masks import BernoulliMasker
-from childtuning.methods import build
-from childtuning.methods.base import EligibleRule
+from childtuning.methods import TaskInfo
+from childtuning.methods import build as build_method
+from childtuning.methods.base import EligibleRule, param_groups
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
+TASK = TaskInfo("rte", regression=False, num_labels=2)
 
 
 def method_cfg(name, **over):
@@ -26,6 +27,20 @@ def method_cfg(name, **over):
     if "fisher" in cfg:
         cfg.fisher.max_grad_norm, cfg.fisher.batch_size = 1.0, 4
     return OmegaConf.merge(cfg, over)
+
+
+def build(cfg, seed):
+    return build_method(cfg, seed, TASK)
+
+
+def loop_cfg(**trainer):
+    """The slice of a run config that loop.train reads."""
+    return OmegaConf.create({"seed": 1, "task": {"regression": False, "metrics": ["accuracy"]},
+                             "impl": {"precision": "fp32", "progress_bar": False},
+                             "trainer": {"epochs": 1, "lr": 1e-3, "weight_decay": 0.01, "adam_beta1": 0.9,
+                                         "adam_beta2": 0.999, "adam_eps": 1e-8, "max_grad_norm": 1.0,
+                                         "warmup_ratio": 0.1, "optimizer": "adamw_torch",
+                                         "optimizer_impl": "for_loop", **trainer}})
 
 
 def tiny_model(seed=0, dropout=0.1):
@@ -177,18 +192,23 @@ def test_fisher_per_example_and_unused_parameters():
 
 # ---------------------------------------------------------------- methods inside the step
 def one_step(model, method, loader, lr=1e-3, wd=0.01, max_norm=1.0):
-    from childtuning.loop import param_groups
+    """The loop's own train_step, with the gradients seen just before and after the method's masks."""
+    import contextlib
+    from childtuning.loop import train_step
     opt = torch.optim.AdamW(param_groups(model, method.cfg.no_decay, method.cfg.no_decay_names, wd), lr=lr)
-    batch = next(iter(loader))
-    model(**batch).loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
-    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
-    method.before_optimizer_step(model)
-    masked = {n: p.grad.clone() for n, p in model.named_parameters()}
-    opt.step()
-    method.after_optimizer_step(model, opt)
-    opt.zero_grad()
-    return grads, masked, opt
+    seen = {}
+    real_hook = method.before_optimizer_step
+
+    def spy(m):
+        seen["grads"] = {n: p.grad.clone() for n, p in m.named_parameters()}
+        real_hook(m)
+        seen["masked"] = {n: p.grad.clone() for n, p in m.named_parameters()}
+    method.before_optimizer_step = spy
+    scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+    train_step(model, method, next(iter(loader)), opt, scheduler, torch.amp.GradScaler("cuda", enabled=False),
+               contextlib.nullcontext, max_norm)
+    del method.before_optimizer_step
+    return seen["grads"], seen["masked"], opt
 
 
 @pytest.mark.parametrize("name", ["child_tuning_f", "child_tuning_d"])
@@ -250,12 +270,7 @@ def test_step_order_is_backward_clip_mask_optimizer_step(monkeypatch):
     method = build(method_cfg("child_tuning_f"), seed=1)
     real_mask = type(method).before_optimizer_step
     monkeypatch.setattr(type(method), "before_optimizer_step", lambda self, m: (events.append("mask"), real_mask(self, m))[1])
-    cfg = OmegaConf.create({"seed": 1, "task": {"regression": False, "metrics": ["accuracy"]},
-                            "impl": {"precision": "fp32", "progress_bar": False},
-                            "trainer": {"epochs": 1, "lr": 1e-3, "weight_decay": 0.01, "adam_beta1": 0.9, "adam_beta2": 0.999,
-                                        "adam_eps": 1e-8, "max_grad_norm": 1.0, "warmup_ratio": 0.1,
-                                        "optimizer_impl": "for_loop"}})
-    loop.train(model, method, loader, tiny_loader(n=4), cfg, torch.device("cpu"))
+    loop.train(model, method, loader, tiny_loader(n=4), loop_cfg(), torch.device("cpu"))
     assert events == ["backward", "clip", "mask", "step"] * 2
 
 
@@ -265,11 +280,7 @@ def test_d_equals_independent_reference_adamw_on_masked_gradients(impl):
     (bit-identical with torch's reference AdamW loop; to float rounding with the fused kernel)."""
     from childtuning import loop
     lr, wd, b1, b2, eps, steps = 1e-3, 0.01, 0.9, 0.999, 1e-8, 10
-    cfg = OmegaConf.create({"seed": 1, "task": {"regression": False, "metrics": ["accuracy"]},
-                            "impl": {"precision": "fp32", "progress_bar": False},
-                            "trainer": {"epochs": 1, "lr": lr, "weight_decay": wd, "adam_beta1": b1, "adam_beta2": b2,
-                                        "adam_eps": eps, "max_grad_norm": 1.0, "warmup_ratio": 0.1,
-                                        "optimizer_impl": impl}})
+    cfg = loop_cfg(lr=lr, weight_decay=wd, adam_beta1=b1, adam_beta2=b2, adam_eps=eps, optimizer_impl=impl)
     ours, method = tiny_model(dropout=0.0), build(method_cfg("child_tuning_d"), seed=1)
     loop.train(ours, method, tiny_loader(n=4 * steps), tiny_loader(n=4), cfg, torch.device("cpu"))
 

@@ -1,24 +1,16 @@
 """The runner end to end: config -> data -> model -> method -> loop -> one JSON record."""
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 
 import childtuning.train as train_mod
 from childtuning.errors import InputError
-
-REPO = Path(__file__).resolve().parents[1]
-REAL_GLUE = Path(os.environ.get("GLUE_DIR") or REPO.parent / "shared" / "data" / "glue")
-
-
-def cfg_for(*overrides):
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose("config", overrides=list(overrides))
+from conftest import REAL_GLUE, REPO, requires_real_glue
+from conftest import compose_cfg as cfg_for
 
 
 def tiny(results, glue, *extra):
@@ -127,6 +119,27 @@ def test_run_id_covers_outcome_settings_only():
         assert run_id(cfg_for("model=tiny_bert", "task=rte", override)) != base, override
     assert run_id(cfg_for("model=tiny_bert", "task=rte", "impl.precision=bf16")) != \
         run_id(cfg_for("model=tiny_bert", "task=rte", "impl.precision=fp16"))
+    # where the data files are and whether to checkpoint do not change what a run computes
+    assert run_id(cfg_for("model=tiny_bert", "task=rte", "task.local.folder=RTE_copy", "trainer.checkpoint=true",
+                          "task.hub.path=someone/glue")) == base
+
+
+def test_a_methods_per_task_setting_changes_only_its_own_run_ids(tmp_path):
+    """Changing Child-Tuning_D's RTE keep ratio leaves every vanilla and Child-Tuning_F id alone,
+    on every task, and every D id on the other tasks; it changes D's RTE id."""
+    import shutil
+    from childtuning.record import run_id
+    grid = [(m, t) for m in ("vanilla", "child_tuning_f", "child_tuning_d") for t in ("cola", "rte", "mrpc", "stsb")]
+    conf = shutil.copytree(REPO / "conf", tmp_path / "conf", symlinks=True)
+    ids = lambda: {(m, t): run_id(cfg_for("model=tiny_bert", f"task={t}", f"method={m}", config_dir=conf))  # noqa: E731
+                   for m, t in grid}
+    before = ids()
+    # the edit as a user makes it: another keep ratio in conf/method_task/child_tuning_d_rte.yaml
+    path = conf / "method_task" / "child_tuning_d_rte.yaml"
+    path.write_text(path.read_text().replace("keep_ratio: 0.3", "keep_ratio: 0.25"))
+    after = ids()
+    changed = {k for k in grid if before[k] != after[k]}
+    assert changed == {("child_tuning_d", "rte")}
 
 
 def test_record_is_complete_and_rerun_is_skipped(tmp_path, synthetic_glue, capsys):
@@ -210,7 +223,7 @@ def test_checkpointed_run_resumes_with_identical_result(tmp_path, synthetic_glue
     assert resumed["metrics"] == full["metrics"] and not list((tmp_path / "b").glob("*/checkpoints/*.pt"))
 
 
-@pytest.mark.skipif(not (REAL_GLUE / "RTE" / "train.tsv").is_file(), reason=f"no real GLUE data at {REAL_GLUE}")
+@requires_real_glue("RTE")
 def test_real_minilm_run_on_real_rte(tmp_path):
     rec = train_mod.run(cfg_for("model=minilm", "task=rte", "method=child_tuning_d", "task.max_train_samples=32",
                                 "trainer.epochs=1", "impl.progress_bar=false", f"paths.results={tmp_path}",

@@ -4,11 +4,9 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
-
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO
 
 
 def sweep(results, glue, *extra, **popen):
@@ -27,6 +25,7 @@ def table(results):
     return cells.drop(columns="seconds_mean").to_csv(index=False)
 
 
+@pytest.mark.slow
 def test_killed_sweep_relaunched_gives_the_same_table(tmp_path, synthetic_glue):
     full = sweep(tmp_path / "full", synthetic_glue)
     assert full.wait(timeout=600) == 0, full.stdout.read()
@@ -48,6 +47,7 @@ def test_killed_sweep_relaunched_gives_the_same_table(tmp_path, synthetic_glue):
     assert table(tmp_path / "part") == table(tmp_path / "full")
 
 
+@pytest.mark.slow
 def test_sweep_through_submitit_local_executor(tmp_path, synthetic_glue):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     proc = sweep(tmp_path, synthetic_glue, "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10",
@@ -55,3 +55,20 @@ def test_sweep_through_submitit_local_executor(tmp_path, synthetic_glue):
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out
     assert len(list((tmp_path / "smoke" / "runs").glob("*.json"))) == 2     # 2 methods x seed 1
+
+
+@pytest.mark.slow
+def test_parallel_launcher_runs_the_grid_with_the_same_records(tmp_path, synthetic_glue):
+    """LAUNCHER=parallel (joblib workers, one thread each) gives the records a one-thread
+    sequential sweep gives: same run ids, same metrics and history."""
+    import json
+    serial = sweep(tmp_path / "serial", synthetic_glue, "impl.num_threads=1", "seed=1")
+    parallel = sweep(tmp_path / "parallel", synthetic_glue, "hydra/launcher=parallel", "impl.num_threads=1", "seed=1")
+    for proc in (serial, parallel):
+        out, _ = proc.communicate(timeout=600)
+        assert proc.returncode == 0, out
+
+    def runs(results):
+        return {p.name: (lambda r: (r["metrics"], r["history"]))(json.loads(p.read_text()))
+                for p in sorted((results / "smoke" / "runs").glob("*.json"))}
+    assert len(runs(tmp_path / "serial")) == 2 and runs(tmp_path / "serial") == runs(tmp_path / "parallel")

@@ -1,11 +1,16 @@
 """The method interface: the few fixed points where a fine-tuning method plugs into the loop."""
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
+from omegaconf import MISSING
+
+from .. import optim, seeding
+from ..errors import InputError
 
 REGISTRY: dict[str, type["Method"]] = {}
 
@@ -18,13 +23,46 @@ def register(cls: type["Method"]) -> type["Method"]:
     return cls
 
 
+@dataclass(frozen=True)
+class TaskInfo:
+    """What a method may know of the task: its name and the kind of head."""
+    name: str
+    regression: bool
+    num_labels: int
+
+    @classmethod
+    def of(cls, task_cfg) -> "TaskInfo":
+        return cls(task_cfg.name, bool(task_cfg.regression), 1 if task_cfg.regression else len(task_cfg.labels))
+
+
+# Which weights get no weight decay (method.no_decay):
+#   by_name: names containing any of method.no_decay_names (the official Child-Tuning trainers:
+#            ["bias", "LayerNorm.weight"], which misses XLNet's `layer_norm`);
+#   by_module_type: biases and every torch.nn.LayerNorm's weights (transformers 4.7 Trainer, used
+#            by the official vanilla runs).
+NO_DECAY_RULES = ("by_module_type", "by_name")
+
+
+def param_groups(model: torch.nn.Module, no_decay: str, no_decay_names: list[str], weight_decay: float):
+    """Two optimizer groups of the trainable weights: with and without weight decay."""
+    if no_decay == "by_name":
+        skip = {n for n, _ in model.named_parameters() if any(s in n for s in no_decay_names)}
+    else:
+        norms = {f"{m_name}.{p_name}".lstrip(".") for m_name, m in model.named_modules()
+                 if isinstance(m, torch.nn.LayerNorm) for p_name, _ in m.named_parameters(recurse=False)}
+        skip = {n for n, _ in model.named_parameters() if n in norms or "bias" in n}
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    return [{"params": [p for n, p in params if n not in skip], "weight_decay": weight_decay},
+            {"params": [p for n, p in params if n in skip], "weight_decay": 0.0}]
+
+
 @dataclass
 class MethodConfig:
-    """Keys every method config has (conf/method/*.yaml). Subclasses add their own."""
-    name: str = "vanilla"
-    warmup_ratio: float | None = None          # None = trainer.warmup_ratio
-    no_decay: str = "by_module_type"           # by_module_type | by_name
-    no_decay_names: list[str] = field(default_factory=lambda: ["bias", "LayerNorm.weight"])
+    """Keys every method config has; the values are in conf/method/<name>.yaml."""
+    name: str = MISSING
+    warmup_ratio: Any = MISSING        # a float in [0, 1], or null = trainer.warmup_ratio
+    no_decay: str = MISSING            # one of NO_DECAY_RULES
+    no_decay_names: list[str] = MISSING
 
 
 @dataclass
@@ -41,22 +79,53 @@ class EligibleRule:
 
 
 class Method:
-    """Vanilla behaviour at every hook; methods override the hooks they need.
+    """Vanilla behaviour at every hook; a method overrides the hooks it needs.
 
-    Call order per run: prepare() once; then per step: loss() -> backward -> clip ->
-    before_optimizer_step() -> optimizer.step() -> after_optimizer_step() -> scheduler.step().
+    Call order per run: check() at validation; prepare() once; configure_optimizer() once; then
+    per step: loss() -> backward -> clip -> before_optimizer_step() -> optimizer.step() ->
+    after_optimizer_step() -> scheduler.step().
     """
     name: ClassVar[str]
     Config: ClassVar[type] = MethodConfig
 
-    def __init__(self, cfg: Any, seed: int):
+    def __init__(self, cfg: Any, seed: int, task: TaskInfo):
         self.cfg = cfg
         self.seed = seed
+        self.task = task
+
+    @classmethod
+    def check(cls, run_cfg) -> None:
+        """Refuse, with InputError naming the fix, a run this method cannot do. Gets the whole
+        validated run config (task, trainer, model...), before any data or model is loaded."""
+        m = run_cfg.method
+        if m.warmup_ratio is not None and not 0 <= m.warmup_ratio <= 1:
+            raise InputError(f"method.warmup_ratio={m.warmup_ratio} not in [0, 1] (null = trainer.warmup_ratio)")
+        if m.no_decay not in NO_DECAY_RULES:
+            raise InputError(f"method.no_decay={m.no_decay!r}; use one of {NO_DECAY_RULES}")
+
+    def generator(self, stream: str, device="cpu") -> torch.Generator:
+        """This run's random stream `stream` (any name; see childtuning.seeding)."""
+        return seeding.generator(self.seed, stream, device)
 
     def prepare(self, model: torch.nn.Module, train_loader, device: torch.device) -> None:
-        """Once, before training (a Fisher pass, a module swap, a copy of the weights...)."""
+        """Once, before the optimizer exists (a Fisher pass, a module swap, a copy of the weights...)."""
 
-    def loss(self, model: torch.nn.Module, batch: dict, outputs) -> torch.Tensor:
+    def configure_optimizer(self, model: torch.nn.Module, trainer, total_steps: int):
+        """The optimizer and the learning-rate schedule. Default: trainer.optimizer over two groups
+        (decay / no decay by method.no_decay), linear schedule with warm-up (method.warmup_ratio,
+        else trainer.warmup_ratio). A method with its own update rule (RecAdam) overrides this."""
+        from transformers import get_linear_schedule_with_warmup
+
+        groups = param_groups(model, self.cfg.no_decay, self.cfg.no_decay_names, trainer.weight_decay)
+        optimizer = optim.build_optimizer(trainer.optimizer, groups, lr=trainer.lr, eps=trainer.adam_eps,
+                                          betas=(trainer.adam_beta1, trainer.adam_beta2), kernel=trainer.optimizer_impl)
+        warmup = trainer.warmup_ratio if self.cfg.warmup_ratio is None else self.cfg.warmup_ratio
+        warmup_steps = math.ceil(total_steps * warmup)     # transformers 4.7 get_warmup_steps: ceil
+        return optimizer, get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
+
+    def loss(self, model: torch.nn.Module, batch: dict, outputs):
+        """The training loss: a scalar tensor, or (loss, {name: scalar tensor}) whose extra terms are
+        averaged per epoch into the record (e.g. R3F's KL term)."""
         return outputs.loss
 
     def before_optimizer_step(self, model: torch.nn.Module) -> None:

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 import numpy as np
 import torch
+from omegaconf import MISSING
 
-from .. import seeding
-from ..fisher import fisher_information, top_fraction_masks
-from ..masks import BernoulliMasker
+from .. import optim, seeding
+from ..errors import InputError
+from ..fisher import INTERPOLATIONS, fisher_information
+from ..masks import SAMPLERS, BernoulliMasker
+from ..selection import SELECTIONS
 from .base import EligibleRule, Method, MethodConfig, register
 
 
@@ -30,20 +34,25 @@ def layer_of(name: str) -> str:
 
 @dataclass
 class ChildTuningConfig(MethodConfig):
-    keep_ratio: float = 0.3
+    keep_ratio: float = MISSING     # per-task values: conf/method_task/<method>_<task>.yaml
     eligible: EligibleRule = field(default_factory=EligibleRule)
-    decay_masked_weights: bool = True
+    decay_masked_weights: bool = MISSING
 
 
 class ChildTuning(Method):
     """Shared by F and D: the eligible parameters, the decay switch and the statistics."""
     Config = ChildTuningConfig
 
-    def __init__(self, cfg, seed):
-        super().__init__(cfg, seed)
-        if not 0.0 < cfg.keep_ratio <= 1.0:
-            raise ValueError(f"method.keep_ratio={cfg.keep_ratio} is outside (0, 1]: it is the fraction "
-                             "of weights KEPT (the paper's reserve ratio p), e.g. method.keep_ratio=0.3")
+    @classmethod
+    def check(cls, run_cfg):
+        super().check(run_cfg)
+        m = run_cfg.method
+        if not 0.0 < m.keep_ratio <= 1.0:
+            raise InputError(f"method.keep_ratio={m.keep_ratio} is outside (0, 1]: it is the fraction of weights KEPT "
+                             "(the paper's reserve ratio p; the author's values are 0.1-0.4), e.g. method.keep_ratio=0.3")
+
+    def __init__(self, cfg, seed, task):
+        super().__init__(cfg, seed, task)
         self.names: list[str] = []
         self.params: list[torch.nn.Parameter] = []
         self._saved: list[torch.Tensor] | None = None
@@ -68,12 +77,13 @@ class ChildTuning(Method):
         if self._saved is None:
             return
         lr_wd = {id(p): g["lr"] * g["weight_decay"] for g in optimizer.param_groups for p in g["params"]}
-        with torch.no_grad():  # stock AdamW: p <- p - lr*wd*p_old - lr*adam; give back lr*wd*p_old
+        order = optim.decay_order(optimizer)
+        with torch.no_grad():  # give the dropped entries back what the decay took this step
             for p, old, mask in zip(self.params, self._saved, self._current_masks()):
                 if mask is None:
                     continue
                 dropped = ~torch.as_tensor(mask, device=p.device).view_as(p).bool()
-                p[dropped] += lr_wd[id(p)] * old[dropped]
+                optim.undo_decay_(p, old, dropped, lr_wd[id(p)], order)
         self._saved = None
 
     def stats(self):
@@ -84,7 +94,7 @@ class ChildTuning(Method):
 
 @dataclass
 class ChildTuningFConfig(ChildTuningConfig):
-    sampler: str = "fast"
+    sampler: str = MISSING          # one of masks.SAMPLERS
 
 
 @register
@@ -93,10 +103,16 @@ class ChildTuningF(ChildTuning):
     name = "child_tuning_f"
     Config = ChildTuningFConfig
 
+    @classmethod
+    def check(cls, run_cfg):
+        super().check(run_cfg)
+        if run_cfg.method.sampler not in SAMPLERS:
+            raise InputError(f"method.sampler={run_cfg.method.sampler!r}; use one of {SAMPLERS}")
+
     def prepare(self, model, train_loader, device):
         self._select(model)
         self.masker = BernoulliMasker([p.shape for p in self.params], self.cfg.keep_ratio,
-                                      seeding.generator(self.seed, "mask", device), self.cfg.sampler, device,
+                                      self.generator("mask", device), self.cfg.sampler, device,
                                       remember=not self.cfg.decay_masked_weights)
 
     def before_optimizer_step(self, model):
@@ -121,17 +137,19 @@ class ChildTuningF(ChildTuning):
 
 @dataclass
 class FisherConfig:
-    clip_per_tensor: bool = True
-    max_grad_norm: float = 1.0
-    per_example: bool = False
-    dropout: bool = True
-    batch_size: int = 16
-    max_samples: int | None = None
+    clip_per_tensor: bool = MISSING
+    max_grad_norm: float = MISSING
+    per_example: bool = MISSING
+    dropout: bool = MISSING
+    batch_size: int = MISSING
+    max_samples: Any = MISSING      # an int, or null = the whole training set
 
 
 @dataclass
 class ChildTuningDConfig(ChildTuningConfig):
-    fisher: FisherConfig = field(default_factory=FisherConfig)
+    fisher: FisherConfig = field(default_factory=FisherConfig)    # the scores
+    selection: str = MISSING                                      # the rule, one of selection.SELECTIONS
+    percentile_interpolation: str = MISSING                       # one of fisher.INTERPOLATIONS
 
 
 @register
@@ -140,17 +158,36 @@ class ChildTuningD(ChildTuning):
     name = "child_tuning_d"
     Config = ChildTuningDConfig
 
+    @classmethod
+    def check(cls, run_cfg):
+        super().check(run_cfg)
+        m = run_cfg.method
+        if m.selection not in SELECTIONS:
+            raise InputError(f"method.selection={m.selection!r}; use one of {sorted(SELECTIONS)}")
+        if m.percentile_interpolation not in INTERPOLATIONS:
+            raise InputError(f"method.percentile_interpolation={m.percentile_interpolation!r}; use one of {INTERPOLATIONS}")
+        if m.fisher.batch_size <= 0 or (m.fisher.max_samples is not None and m.fisher.max_samples <= 0):
+            raise InputError("method.fisher.batch_size and method.fisher.max_samples must be positive "
+                             "(max_samples: null = the whole training set)")
+
     def prepare(self, model, train_loader, device):
         self._select(model)
+        self.fisher = self.scores(model, train_loader, device)
+        masks, self.selection_info = SELECTIONS[self.cfg.selection](
+            self.fisher, self.cfg.keep_ratio, self.generator("child_network"),
+            interpolation=self.cfg.percentile_interpolation)
+        self.set_masks(masks)
+
+    def scores(self, model, train_loader, device) -> list[torch.Tensor]:
+        """Fisher information of each eligible weight: one pass over the training set, its order
+        and its dropout from the run's own "fisher" stream."""
         fc = self.cfg.fisher
         seeding.seed_global(self.seed, "fisher")   # dropout during the pass: its own stream
-        loader = train_loader.reshuffled(seeding.generator(self.seed, "fisher"), fc.batch_size)
-        self.fisher = fisher_information(
+        loader = train_loader.reshuffled(self.generator("fisher"), fc.batch_size)
+        return fisher_information(
             model, loader, self.params, device=device, clip_per_tensor=fc.clip_per_tensor,
             max_grad_norm=fc.max_grad_norm, per_example=fc.per_example, dropout=fc.dropout,
             max_samples=fc.max_samples, progress=getattr(train_loader, "progress", False))
-        masks, self.threshold = top_fraction_masks(self.fisher, self.cfg.keep_ratio)
-        self.set_masks(masks)
 
     def set_masks(self, masks: list[torch.Tensor]) -> None:
         self.masks = [m.bool() for m in masks]
@@ -174,8 +211,8 @@ class ChildTuningD(ChildTuning):
         for name, m in zip(self.names, self.masks):
             per_layer[layer_of(name)][0] += int(m.sum())
             per_layer[layer_of(name)][1] += m.numel()
-        return {**super().stats(), "keep_ratio": self.cfg.keep_ratio, "fisher_threshold": self.threshold,
-                "kept_params": kept, "kept_fraction_of_eligible": kept / eligible,
+        return {**super().stats(), "keep_ratio": self.cfg.keep_ratio, "selection": self.cfg.selection,
+                **self.selection_info, "kept_params": kept, "kept_fraction_of_eligible": kept / eligible,
                 "kept_fraction_per_layer": {k: v[0] / v[1] for k, v in sorted(per_layer.items())}}
 
     def save_artifacts(self, folder):
@@ -185,12 +222,13 @@ class ChildTuningD(ChildTuning):
         bits = np.packbits(np.concatenate([m.cpu().numpy().reshape(-1) for m in self.masks]))
         np.savez_compressed(path, bits=bits, names=np.array(self.names),
                             shapes=np.array([str(tuple(m.shape)) for m in self.masks]),
-                            threshold=self.threshold, keep_ratio=self.cfg.keep_ratio)
+                            keep_ratio=self.cfg.keep_ratio, selection=self.cfg.selection,
+                            **{k: v for k, v in self.selection_info.items() if v is not None})
         return {"child_mask": path.name}
 
     def state_dict(self):
-        return {"masks": [m.cpu() for m in self.masks], "threshold": self.threshold}
+        return {"masks": [m.cpu() for m in self.masks], "selection_info": self.selection_info}
 
     def load_state_dict(self, state):
         self.set_masks([m.to(p.device) for m, p in zip(state["masks"], self.params)])
-        self.threshold = state["threshold"]
+        self.selection_info = state["selection_info"]
