@@ -298,7 +298,8 @@ def test_an_axis_not_swept_takes_the_experiments_value(tmp_path):
 def test_a_swept_key_the_table_does_not_name_is_refused(tmp_path, results):
     path = lr_search_file(tmp_path / "experiments")
     path.write_text(path.read_text().replace("rows: [model, method, trainer.lr]", "rows: [model, method]"))
-    with pytest.raises(InputError, match=r"sweeps trainer.lr, which the table does not name.*add trainer.lr to table.rows"):
+    with pytest.raises(InputError, match=r"sweeps trainer.lr, which the table does not name.*add trainer.lr to "
+                                         r"table.rows"):
         aggregate("unit", results, experiment_file=path)
 
 
