@@ -1,15 +1,18 @@
-"""The aggregator on hand-made run records: statistics, status policy, missing runs, tests, errors."""
+"""The aggregator on hand-made run records: statistics, status policy, missing runs, the grid from
+the sweep, inferred layouts, tests, errors."""
 import json
 import math
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from scipy import stats
 
 from childtuning import SCHEMA_VERSION
 from childtuning.aggregate import aggregate, bootstrap_ci, main
+from childtuning.report import KINDS, TableKind, register
 from childtuning.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,18 +25,15 @@ experiment: unit
 hydra:
   sweeper:
     params:
+      task: rte,mrpc
       method: vanilla,child_tuning_d
+      seed: range(1,4)
 table:
   rows: [model, method]
   columns: task
   metric: main
   statistic: mean
   baseline: vanilla
-  expected:
-    model: [tiny_bert]
-    task: [rte, mrpc]
-    method: [vanilla, child_tuning_d]
-    seed: [1, 2, 3]
   paper:
     source: "made up for a test"
     values: {tiny_bert: {vanilla: {rte: 69.5, mrpc: null}}}
@@ -54,8 +54,8 @@ def record(task, method, seed, value, status="ok", model="tiny_bert"):
             "steps": 4, "train_seconds": 1.0, "method_stats": {}, "config": {"task": {"main_metric": metric}}}
 
 
-def write(results, *records):
-    runs = Path(results) / "unit" / "runs"
+def write(results, *records, experiment="unit"):
+    runs = Path(results) / experiment / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     for r in records:
         (runs / f"{r['run_id']}.json").write_text(json.dumps(r, allow_nan=True))
@@ -246,12 +246,21 @@ def test_command_line_exit_codes(tmp_path, results, spec):
     assert good.stdout.endswith((results / "unit" / "table.md").read_text())
 
 
-def test_extra_row_axis_from_the_config(tmp_path):
-    """A search table (rows: [model, method, trainer.lr]) splits cells by a config value."""
-    path = tmp_path / "search.yaml"
+def lr_search_file(folder, sweep="      trainer.lr: 2e-5,1e-4\n", settings=""):
+    """The unit experiment as a learning-rate search (rows [model, method, trainer.lr]), in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "unit.yaml"
     path.write_text(EXPERIMENT_YAML.replace("rows: [model, method]", "rows: [model, method, trainer.lr]")
                     .replace("baseline: vanilla", "baseline: null")
-                    .replace("seed: [1, 2, 3]", "seed: [1, 2, 3]\n    trainer.lr: [2.0e-05, 1e-4]"))
+                    .replace("      seed: range(1,4)\n", "      seed: range(1,4)\n" + sweep)
+                    .replace("experiment: unit\n", "experiment: unit\n" + settings))
+    return path
+
+
+def test_grid_comes_from_the_sweep_with_an_extra_row_axis(tmp_path):
+    """A search table (rows: [model, method, trainer.lr]) splits cells by a config value; its grid,
+    and so its missing runs, is the sweep: 2 tasks x 2 methods x 2 rates x 3 seeds."""
+    path = lr_search_file(tmp_path / "experiments")
     runs = []
     for lr, values in ((2e-5, (60.0, 64.0)), (1e-4, (70.0,))):
         for seed, value in enumerate(values, start=1):
@@ -261,9 +270,110 @@ def test_extra_row_axis_from_the_config(tmp_path):
             runs.append(r)
     write(tmp_path, *runs)
     frame = aggregate("unit", tmp_path, experiment_file=path)
+    assert list(frame[["task", "method", "trainer.lr"]].itertuples(index=False, name=None)) == [
+        (task, method, lr) for task in ("rte", "mrpc") for method in ("vanilla", "child_tuning_d")
+        for lr in ("2e-05", "0.0001")]                           # the sweep's order; 2e-5 matches 2e-05
     rte = frame[(frame["task"] == "rte") & (frame["method"] == "vanilla")]
-    assert list(rte["trainer.lr"]) == ["2e-05", "0.0001"]          # 2.0e-05 in the file matches 2e-05 in records
     assert list(rte["mean"]) == [62.0, 70.0] and list(rte["n"]) == [2, 1]
     assert rte["delta_vs_baseline"].isna().all()                  # no baseline declared
     md = (tmp_path / "unit" / "table.md").read_text()
+    assert "## Missing runs (21 of 24 expected)" in md
     assert "- tiny_bert / rte / vanilla / trainer.lr=0.0001: seed 2, 3" in md
+    assert "- tiny_bert / mrpc / child_tuning_d / trainer.lr=2e-05: seed 1, 2, 3" in md
+    assert "outside the declared grid" not in md
+
+
+def test_an_axis_not_swept_takes_the_experiments_value(tmp_path):
+    """trainer.lr fixed in the experiment (not swept): one rate in the grid; a record at another rate is outside it."""
+    path = lr_search_file(tmp_path / "experiments", sweep="", settings="trainer:\n  lr: 3.0e-5\n")
+    on, off = record("rte", "vanilla", 1, 70.0), record("rte", "vanilla", 2, 60.0)
+    on["config"]["trainer"], off["config"]["trainer"] = {"lr": 3e-5}, {"lr": 1e-3}
+    off["run_id"] += "-off"
+    write(tmp_path, on, off)
+    frame = aggregate("unit", tmp_path, experiment_file=path)
+    assert list(dict.fromkeys(frame["trainer.lr"])) == ["3e-05", "0.001"]
+    md = (tmp_path / "unit" / "table.md").read_text()
+    assert "## Missing runs (11 of 12 expected)" in md and "1 record(s) outside the declared grid" in md
+
+
+def test_a_swept_key_the_table_does_not_name_is_refused(tmp_path, results):
+    path = lr_search_file(tmp_path / "experiments")
+    path.write_text(path.read_text().replace("rows: [model, method, trainer.lr]", "rows: [model, method]"))
+    with pytest.raises(InputError, match=r"sweeps trainer.lr, which the table does not name.*add trainer.lr to "
+                                         r"table.rows"):
+        aggregate("unit", results, experiment_file=path)
+
+
+def test_a_declared_expected_grid_is_refused(tmp_path, results):
+    path = tmp_path / "experiments" / "unit.yaml"
+    path.parent.mkdir()
+    path.write_text(EXPERIMENT_YAML.replace("  paper:\n", "  expected:\n    seed: [1, 2]\n  paper:\n"))
+    with pytest.raises(InputError, match=r"table.expected is no longer read.*delete table.expected"):
+        aggregate("unit", results, experiment_file=path)
+
+
+def test_experiment_name_must_be_the_file_name(tmp_path, results):
+    path = tmp_path / "experiments" / "other.yaml"
+    path.parent.mkdir()
+    path.write_text(EXPERIMENT_YAML)                               # says experiment: unit
+    with pytest.raises(InputError, match=r"other.yaml sets experiment: 'unit', but an experiment's name is its "
+                                         r"file name \('other'.*set `experiment: other`"):
+        aggregate("other", results, experiment_file=path)
+    right = tmp_path / "experiments" / "unit.yaml"
+    right.write_text(EXPERIMENT_YAML)
+    with pytest.raises(InputError, match=r"is the file of experiment 'unit', not of 'nope'"):
+        aggregate("nope", results, experiment_file=right)
+
+
+def test_unknown_table_kind_lists_the_known_ones(tmp_path, results):
+    path = tmp_path / "unit.yaml"
+    path.write_text(EXPERIMENT_YAML.replace("table:\n", "table:\n  kind: domain_transfer\n"))
+    with pytest.raises(InputError, match=r"table.kind='domain_transfer' is unknown; known kinds: .*glue"):
+        aggregate("unit", results, experiment_file=path)
+
+
+def test_a_registered_kind_renders_its_own_files(tmp_path, results):
+    """A new table kind is a class registered by name; the shared code calls its hooks."""
+    @register
+    class Counts(TableKind):
+        name = "counts_for_a_test"
+
+        def summarize(self, spec, records, skipped):
+            return SimpleNamespace(spec=spec, records=records, skipped=skipped, missing=[], n_expected=0, outside=[],
+                                   cells=records.groupby("method").size().rename("n").reset_index())
+
+        def render(self, summary):
+            return {"table.md": "".join(f"{m}: {n}\n" for m, n in summary.cells.itertuples(index=False))}
+    try:
+        path = tmp_path / "unit.yaml"
+        path.write_text(EXPERIMENT_YAML.replace("table:\n", f"table:\n  kind: {Counts.name}\n"))
+        aggregate("unit", results, experiment_file=path)
+        assert (results / "unit" / "table.md").read_text() == "child_tuning_d: 3\nvanilla: 5\n"
+    finally:
+        KINDS.pop(Counts.name)
+
+
+def test_an_experiment_without_a_file_gets_a_layout_inferred_from_its_records(tmp_path):
+    """`experiment=mine` on the command line, no experiments/mine.yaml: rows model x method, columns
+    task, vanilla as baseline, the grid = every combination of the values found, and table.md says so."""
+    out = tmp_path / "results"
+    write(out, record("rte", "child_tuning_d", 1, 75.0), record("rte", "child_tuning_d", 2, 50.0),
+          *(record("rte", "vanilla", s, v) for s, v in zip((1, 2, 3), VANILLA_RTE)),
+          record("mrpc", "vanilla", 1, 80.0), experiment="mine")
+    assert not (REPO / "experiments" / "mine.yaml").exists()
+    frame = aggregate("mine", out)
+    assert list(frame[["task", "method"]].itertuples(index=False, name=None)) == [
+        ("mrpc", "vanilla"), ("mrpc", "child_tuning_d"), ("rte", "vanilla"), ("rte", "child_tuning_d")]
+    assert cell(frame, "rte", "child_tuning_d")["delta_vs_baseline"] == pytest.approx(62.5 - 70.0)
+    md = (out / "mine" / "table.md").read_text()
+    assert "Layout inferred from the records: no experiments/mine.yaml." in md
+    assert "| model | method | mrpc | mrpc (paper) | rte | rte (paper) | Avg | Avg (paper) |" in md
+    assert "## Missing runs (6 of 12 expected)" in md and "- tiny_bert / rte / child_tuning_d: seed 3" in md
+
+
+def test_an_experiment_without_a_file_and_without_records_is_unknown(tmp_path):
+    (tmp_path / "mine" / "runs").mkdir(parents=True)
+    (tmp_path / "mine" / "runs" / "broken.json").write_text("{")
+    with pytest.raises(InputError, match=r"unknown experiment 'mine': there is no .*experiments/mine.yaml and no "
+                                         r"run record in .*mine/runs \(1 unreadable file\(s\) skipped\)"):
+        aggregate("mine", tmp_path)

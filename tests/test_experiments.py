@@ -1,43 +1,48 @@
-"""Every experiment file's sweep produces exactly the grid its table expects, so an experiment
-cannot be launched that its table would report as incomplete (or vice versa)."""
+"""Every experiment file composes as the runner composes it, is named by its file name, and the
+grid its table expects is exactly the set of runs Hydra's basic sweeper launches from it."""
 import itertools
+import math
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from childtuning.aggregate import _axis_value, available_experiments, load_spec
+from childtuning.report import available_experiments, load_spec
+from childtuning.report.grid import axis_value, config_path
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG_VALUE = {"model": "model.name", "task": "task.name", "method": "method.name", "seed": "seed"}
+FULL, SAMPLE = 24, 12    # a larger sweep is checked on an even sample of its jobs (a compose takes ~0.1 s)
 
 
-def swept_values(params: dict) -> dict[str, list[str]]:
-    """The values each swept key takes, as Hydra's basic sweeper expands them."""
-    parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
-    return {o.key_or_group: list(o.sweep_string_iterator()) if o.is_sweep_override()
-            else [o.get_value_element_as_str()] for o in parsed}
+def test_every_experiment_file_is_found():
+    assert {"smoke", "demo", "table1", "table1_cpu"} <= set(available_experiments())
 
 
 @pytest.mark.parametrize("experiment", available_experiments())
-def test_sweep_grid_matches_the_declared_table(experiment):
+def test_experiment_name_is_the_file_name(experiment):
+    assert OmegaConf.load(REPO / "experiments" / f"{experiment}.yaml").experiment == experiment
+    assert load_spec(experiment).experiment == experiment        # the loader checks the composed value too
+
+
+@pytest.mark.parametrize("experiment", available_experiments())
+def test_table_grid_is_what_the_sweeper_launches(experiment):
     spec = load_spec(experiment)
-    params = OmegaConf.load(REPO / "experiments" / f"{experiment}.yaml").hydra.sweeper.params
-    swept = swept_values(OmegaConf.to_container(params))
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=[f"exp={experiment}"])
     axes = spec.key + ["seed"]
-    values = {}
-    for axis in axes:
-        if axis in swept:
-            values[axis] = swept[axis]
-        else:                                           # not swept: the experiment's own setting
-            values[axis] = [OmegaConf.select(cfg, CONFIG_VALUE.get(axis, axis))]
-    grid = {tuple(_axis_value(a, v) for a, v in zip(axes, combo)) for combo in itertools.product(*values.values())}
-    expected = set(itertools.product(*(spec.expected[a] for a in axes)))
-    assert grid == expected, (f"experiments/{experiment}.yaml: the sweep makes {sorted(grid - expected)} that the "
-                              f"table does not expect and misses {sorted(expected - grid)}")
-    assert not set(swept) - set(axes), \
-        f"experiments/{experiment}.yaml sweeps {set(swept) - set(axes)}, which the table's rows do not name"
+    grid = set(itertools.product(*(spec.expected[a] for a in axes)))
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        params = compose("config", overrides=[f"exp={experiment}"], return_hydra_config=True).hydra.sweeper.params
+        parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
+        jobs = BasicSweeper.split_arguments(parsed, max_batch_size=None)[0]
+        assert len(jobs) == len(grid) == math.prod(len(spec.expected[a]) for a in axes)
+        sample = jobs if len(jobs) <= FULL else jobs[:: math.ceil(len(jobs) / SAMPLE)] + [jobs[-1]]
+        launched = set()
+        for job in sample:                          # each job composed as the runner composes it
+            cfg = compose("config", overrides=[f"exp={experiment}", *job])
+            launched.add(tuple(axis_value(a, OmegaConf.select(cfg, config_path(a))) for a in axes))
+    assert len(launched) == len(sample), f"experiments/{experiment}.yaml: two jobs land in one cell and seed"
+    assert launched <= grid, f"experiments/{experiment}.yaml launches {sorted(launched - grid)} outside its grid"
+    if len(sample) == len(jobs):
+        assert launched == grid, f"experiments/{experiment}.yaml never launches {sorted(grid - launched)}"

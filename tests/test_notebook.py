@@ -35,6 +35,9 @@ def test_notebook_runs_on_smoke_sweep_records(tmp_path, monkeypatch):
 
     monkeypatch.setenv("CHILDTUNING_EXPERIMENT", "smoke")      # read by the notebook's parameter cell
     monkeypatch.setenv("CHILDTUNING_RESULTS", str(results))
+    # The kernel starts in notebooks/, so without this it would import whichever childtuning is
+    # installed (e.g. another checkout's) instead of this checkout's.
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     nb = nbformat.read(NOTEBOOK, as_version=4)
     NotebookClient(nb, timeout=300, kernel_name="python3",
                    resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()   # raises on a cell error

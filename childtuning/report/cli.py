@@ -1,0 +1,84 @@
+"""Turn an experiment's run records into tables (md, csv, tex), baseline comparisons and per-seed plots.
+
+    python -m childtuning.aggregate <experiment> [--results DIR] [--experiment-file FILE]
+
+Reads `<DIR>/<experiment>/runs/*.json` (DIR: --results, else $CHILDTUNING_RESULTS, else "results")
+and the table layout in `experiments/<experiment>.yaml` (its `table:` block; the expected grid is
+its sweep), and writes `<DIR>/<experiment>/table.md`, `table.csv`, `table.tex` and `plots/<task>.png`.
+An experiment without a file (run as `experiment=<name>`) gets a layout inferred from its records.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import InputError
+from ..record import runs_dir
+from . import registry
+from .records import load_records
+from .spec import find_experiment_file, infer_spec, load_spec, unknown_experiment
+
+
+def summarize(experiment: str, results: str | Path, experiment_file: str | Path | None = None):
+    """Read the spec and records and compute every table (writes nothing). The summary's kind
+    (table.kind) decides its type; every kind's summary has records, skipped, missing, n_expected
+    and outside."""
+    path = find_experiment_file(experiment, experiment_file)
+    spec = load_spec(experiment, path) if path is not None else None
+    records, skipped = load_records(experiment, results, *((spec.metric, spec.extra) if spec else ()))
+    for msg in skipped:
+        print(f"warning: skipped unreadable record {msg}", file=sys.stderr)
+    where = runs_dir(results, experiment)
+    extra = f" ({len(skipped)} unreadable file(s) skipped)" if skipped else ""
+    if spec is None:
+        if records.empty:
+            raise unknown_experiment(experiment, f" and no run record in {where}{extra}")
+        spec = infer_spec(experiment, records)
+    if records.empty:
+        raise InputError(f"no run records for experiment {experiment!r} in {where}{extra}. Produce them with: "
+                         f"python -m childtuning.train -m exp={experiment} paths.results={results}")
+    return registry.get(spec.kind).summarize(spec, records, skipped)
+
+
+def write_outputs(s, out: Path) -> dict[str, str]:
+    """Write the summary's tables and plots into `out`; returns the tables' texts by file name."""
+    out.mkdir(parents=True, exist_ok=True)
+    kind = registry.get(s.spec.kind)
+    files = kind.render(s)
+    for name, text in files.items():
+        (out / name).write_text(text, encoding="utf-8")
+    kind.plot(s, out / "plots")
+    return files
+
+
+def aggregate(experiment: str, results: str | Path, experiment_file: str | Path | None = None) -> pd.DataFrame:
+    """Aggregate `<results>/<experiment>/runs`, write the tables and plots beside it, and return
+    the per-cell frame that table.csv holds. Raises InputError for an unknown experiment or no records."""
+    s = summarize(experiment, results, experiment_file)
+    write_outputs(s, Path(results) / experiment)
+    return s.cells
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m childtuning.aggregate", description=__doc__.split("\n")[0])
+    parser.add_argument("experiment", help="experiment name (experiments/<name>.yaml, or the name its runs used)")
+    parser.add_argument("--results", default=os.environ.get("CHILDTUNING_RESULTS", "results"),
+                        help="results folder (default: $CHILDTUNING_RESULTS or 'results')")
+    parser.add_argument("--experiment-file", default=None, help="read the table layout from this file instead")
+    args = parser.parse_args(argv)
+    out = Path(args.results) / args.experiment
+    try:
+        s = summarize(args.experiment, args.results, args.experiment_file)
+        files = write_outputs(s, out)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{args.experiment}: {len(s.records)} record(s), {len(s.skipped)} skipped, "
+          f"{len(s.missing)} of {s.n_expected} expected run(s) missing, {len(s.outside)} outside the grid; "
+          f"wrote {out}/{', '.join(files)}, plots/\n")
+    print(files["table.md"], end="")
+    return 0

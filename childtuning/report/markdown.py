@@ -1,0 +1,147 @@
+"""table.md of a model x method table: cells, differences to the baseline, counts, cost, gaps."""
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pandas as pd
+
+from .records import timestamp
+from .stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, cell_groups
+from .summary import Summary
+from .text import NA, UNKNOWN, cell_text, md_table, num, p_value, paper_text, signed
+
+
+def render_markdown(s: Summary) -> str:
+    spec = s.spec
+    metric = "main metric" if spec.metric == "main" else spec.metric
+    out = [f"# Experiment `{spec.experiment}`", ""] + [line for note in spec.notes for line in (note, "")]
+    out += [f"Dev-set {metric} at the last epoch, mean ± sample std over seeds. Cell: `mean ± std (n_ok/n)`, "
+            "n_ok = runs with status ok, n = all runs. The mean covers every run with a finite score "
+            "(ok and degenerate); diverged/failed runs have none and only count in n (see the counts below). "
+            f"`{NA}`: not computable; `{UNKNOWN}`: paper value unknown.", "",
+            "Metrics: " + ", ".join(f"{t}: {s.task_metric(t)}" for t in s.tasks) + ".",
+            f"Paper values: {spec.paper_source or 'none given'}.", ""]
+    header = list(spec.rows)
+    for task in s.tasks:
+        header += [task, f"{task} (paper)"]
+    header += ["Avg", "Avg (paper)"]
+    rows = []
+    for row in s.rows:
+        cells = []
+        for task in s.tasks:
+            cells += [cell_text(s.cell(row, task)), paper_text(s.paper(row, task))]
+        rows.append(list(row) + cells + [num(s.avg(row)), paper_text(s.paper(row, "avg"))])
+    out += md_table(header, rows)
+    out += baseline_lines(s)
+    out += ["", "## Counts per cell", "",
+            "train loss: the last epoch's mean training loss, averaged over the cell's runs (how well each "
+            "method fit the training set in the step budget); s/run: mean run time (see Compute).", ""]
+    out += md_table(spec.key + ["metric", "mean", "std", "max", "n_scored", "n_ok", "n", "not ok by status",
+                                "train loss", "s/run"],
+                    [[str(c[a]) for a in spec.key]
+                     + [c["metric"] or "?", num(c["mean"]), num(c["std"]), num(c["max"]), str(c["n_scored"]),
+                        str(c["n_ok"]), str(c["n"]), c["failed_by_status"] or NA, num(c["train_loss_mean"], 3),
+                        num(c["seconds_mean"], 0)]
+                     for _, c in s.cell_rows()])
+    out += child_network_lines(s)
+    out += ["", "## Compute", ""] + compute_lines(s.records)
+    out += missing_lines(s) + notes_lines(s)
+    return "\n".join(out) + "\n"
+
+
+def baseline_lines(s: Summary) -> list[str]:
+    """Each method's difference to the baseline per task, with its tests."""
+    spec = s.spec
+    out = ["", f"## Difference to the baseline ({spec.baseline or 'none declared'})", ""]
+    if spec.baseline is None:
+        return out + ["No baseline method is declared (table.baseline), so nothing is compared."]
+    out += ["Δ = mean(method) − mean(baseline); p: Welch's t-test over seeds; CI: bootstrap 95% "
+            f"({BOOTSTRAP_RESAMPLES:,} resamples, seed {BOOTSTRAP_SEED}). p and CI are unknown when either side "
+            "has < 2 scores. Paired p: paired t-test over the seeds scored under both methods (a seed has the "
+            "same data order and head initialisation under every method); seeds better: on how many of those "
+            "seeds the method scored higher. Avg: difference of the task averages.", ""]
+    delta_rows = []
+    for row in s.rows:
+        if s.named(row)["method"] == spec.baseline:
+            continue
+        for task in s.tasks:
+            c = s.cell(row, task)
+            if c is not None:
+                ci = f"[{signed(c['ci_low'])}, {signed(c['ci_high'])}]" if np.isfinite(c["ci_low"]) else NA
+                delta_rows.append(list(row) + [task, signed(c["delta_vs_baseline"]), ci, p_value(c["p_welch"]),
+                                               p_value(c["p_paired"]), c["seeds_better"] or NA])
+        delta_rows.append(list(row) + ["Avg", signed(s.avg(row) - s.avg(s.baseline_row(row))), NA, NA, NA, NA])
+    if not delta_rows:
+        return out + ["(no method besides the baseline)"]
+    return out + md_table(list(spec.rows) + ["task", "Δ mean", "95% CI", "Welch p", "paired p", "seeds better"],
+                          delta_rows)
+
+
+def missing_lines(s: Summary) -> list[str]:
+    key = s.spec.key
+    out = ["", f"## Missing runs ({len(s.missing)} of {s.n_expected} expected)", ""]
+    if not s.missing:
+        return out + ["None: every declared " + " × ".join(key + ["seed"]) + " has a record."]
+    by_cell: dict[tuple, list] = {}
+    for *k, seed in s.missing:
+        by_cell.setdefault(tuple(k), []).append(str(seed))
+    return out + [f"- {' / '.join(v if a in ('model', 'task', 'method') else f'{a}={v}' for a, v in zip(key, k))}"
+                  f": seed {', '.join(seeds)}" for k, seeds in by_cell.items()]
+
+
+def notes_lines(s: Summary) -> list[str]:
+    notes = []
+    if s.outside:
+        notes.append(f"{len(s.outside)} record(s) outside the declared grid, aggregated too: {', '.join(s.outside)}")
+    notes += [f"more than one record for a seed (all aggregated): {d}" for d in s.duplicates]
+    if s.spec.baseline is not None and s.spec.baseline not in set(s.records["method"]):
+        notes.append(f"the baseline method {s.spec.baseline!r} has no records: no differences can be computed")
+    notes += [f"skipped unreadable file {msg}" for msg in s.skipped]
+    return ["", "## Notes", ""] + [f"- {n}" for n in notes] if notes else []
+
+
+def natural(name: str) -> list:
+    """Sort key that puts layer.2 before layer.10."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def child_network_lines(s: Summary) -> list[str]:
+    """Where a fixed child network (Child-Tuning_D) sits: per cell, the mean over seeds of the
+    fraction of each layer's eligible weights its mask keeps. Empty when no record reports it."""
+    key, rows, layers = s.spec.key, [], set()
+    groups = cell_groups(s.records, key)
+    for k, _ in s.cell_rows():                              # the table's cell order
+        per_run = [st["kept_fraction_per_layer"] for st in groups[k]["method_stats"]
+                   if isinstance(st.get("kept_fraction_per_layer"), dict)] if k in groups else []
+        if per_run:
+            layers |= {name for run in per_run for name in run}
+            rows.append((k, per_run))
+    if not rows:
+        return []
+    layers = sorted(layers, key=natural)
+    table = []
+    for k, per_run in rows:
+        means = [np.mean([run[name] for run in per_run if name in run]) * 100
+                 if any(name in run for run in per_run) else math.nan for name in layers]
+        table.append([str(v) for v in k] + [str(len(per_run))] + [num(m, 1) for m in means])
+    return ["", "## Child network", "",
+            "Fraction (%) of each layer's eligible weights that the fixed mask keeps "
+            "(`method_stats.kept_fraction_per_layer`), mean over the runs that report it.", ""] \
+        + md_table(key + ["runs"] + layers, table)
+
+
+def compute_lines(records: pd.DataFrame) -> list[str]:
+    """What the records cost: the summed run time, the span they ran in and the devices."""
+    timed = records[np.isfinite(records["seconds"])]
+    if timed.empty:
+        return ["No record has started_at and finished_at, so no run time is known."]
+    total = timed["seconds"].sum()
+    devices = sorted(timed["device"].value_counts().items(), key=lambda kv: (-kv[1], kv[0]))
+    first, last = min(timed["started_at"], key=timestamp), max(timed["finished_at"], key=timestamp)
+    return [f"Run time (finished_at − started_at, per record) summed over {len(timed)} of {len(records)} "
+            f"record(s): {total:,.0f} s = {total / 3600:.2f} h.",
+            f"First run started {first}, last finished {last} "
+            "(the span includes any pause between sweeps; runs that ran side by side overlap in the sum).",
+            "Devices: " + "; ".join(f"{d} ({n} run{'s' if n != 1 else ''})" for d, n in devices) + "."]

@@ -1,0 +1,107 @@
+"""Run records into a DataFrame: one row per readable record, unreadable files named, not dropped silently."""
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from .. import SCHEMA_VERSION
+from ..record import REQUIRED, runs_dir
+from .grid import axis_value
+from .text import UNKNOWN
+
+RECORD_COLUMNS = ["run_id", "file", "model", "task", "method", "seed", "status", "reason", "metric", "value",
+                  "history", "method_stats", "train_loss", "seconds", "device", "started_at", "finished_at"]
+
+
+def score(value) -> float:
+    """A record's score as a float; NaN when it is missing or not a number."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def config_value(record: dict, dotted: str):
+    """The value at a dotted path (e.g. trainer.lr) of the record's resolved config; None if absent."""
+    node = record.get("config") or {}
+    for part in dotted.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def timestamp(value) -> datetime | None:
+    """An ISO time stamp; one without a time zone is taken as UTC (the runner writes UTC)."""
+    try:
+        t = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    return t.replace(tzinfo=timezone.utc) if t is not None and t.tzinfo is None else t
+
+
+def device_label(device) -> str:
+    """e.g. "cpu, 1 thread" or "cuda NVIDIA H100, bf16"; "?" when the record does not say."""
+    if not isinstance(device, dict) or not device.get("type"):
+        return UNKNOWN
+    if device["type"] == "cpu":
+        threads = device.get("threads")
+        return f"cpu, {threads} thread{'s' if threads != 1 else ''}" if threads else "cpu"
+    return f"{device['type']} {device.get('name', '')}, {device.get('precision', '?')}".replace(" ,", ",")
+
+
+def parse(path: Path, metric: str, extra: list[str]) -> dict:
+    """One record file as a flat row; raises ValueError saying why it cannot be used."""
+    record = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(record, dict):
+        raise ValueError("not a JSON object")
+    missing = [k for k in REQUIRED if k not in record]
+    if missing:
+        raise ValueError(f"incomplete record, missing {', '.join(missing)}")
+    if record["schema_version"] != SCHEMA_VERSION:
+        raise ValueError(f"schema_version {record['schema_version']} (this aggregator reads {SCHEMA_VERSION})")
+    if not isinstance(record["seed"], int):
+        raise ValueError(f"seed {record['seed']!r} is not an integer")
+    main = record["main_metric"] if isinstance(record["main_metric"], dict) else {}
+    if metric == "main":
+        name = main.get("name") or config_value(record, "task.main_metric")
+        value = main.get("value")
+    else:
+        name, value = metric, (record.get("metrics") or {}).get(metric)
+    row = {"run_id": str(record["run_id"]), "file": path.name, "model": str(record["model"]),
+           "task": str(record["task"]), "method": str(record["method"]), "seed": record["seed"],
+           "status": str(record["status"]), "reason": record.get("reason"), "metric": name or "",
+           "value": score(value), "history": record.get("history") or [],
+           "method_stats": record.get("method_stats") or {}, "device": device_label(record.get("device"))}
+    started, finished = timestamp(record.get("started_at")), timestamp(record.get("finished_at"))
+    row["started_at"], row["finished_at"] = record.get("started_at"), record.get("finished_at")
+    last = row["history"][-1] if row["history"] and isinstance(row["history"][-1], dict) else {}
+    row["train_loss"] = score(last.get("train_loss"))
+    row["seconds"] = (finished - started).total_seconds() if started and finished else math.nan
+    row.update({axis: axis_value(axis, config_value(record, axis)) for axis in extra})
+    return row
+
+
+def load_records(experiment: str, results: str | Path, metric: str = "main",
+                 extra: list[str] = ()) -> tuple[pd.DataFrame, list[str]]:
+    """All readable records of `experiment` (one row each) and a message per file that was skipped.
+    `extra`: config paths to add as columns (the spec's extra row axes).
+
+    Only `*.json` files not starting with "." are read (the runner writes `.<name>.tmp<pid>`
+    first, then renames), sorted by name so the row order is the same on every call."""
+    rows, skipped = [], []
+    folder = runs_dir(results, experiment)
+    paths = sorted(p for p in folder.glob("*.json") if not p.name.startswith(".")) if folder.is_dir() else []
+    for path in paths:
+        try:
+            rows.append(parse(path, metric, list(extra)))
+        except (OSError, ValueError) as e:       # JSONDecodeError is a ValueError
+            skipped.append(f"{path.name}: {e}")
+    frame = pd.DataFrame(rows, columns=RECORD_COLUMNS + list(extra))
+    frame["seed"] = frame["seed"].astype("int64")
+    frame["value"] = frame["value"].astype("float64")
+    frame[["seconds", "train_loss"]] = frame[["seconds", "train_loss"]].astype("float64")
+    order = ["model", "task", "method", *extra, "seed", "run_id"]
+    return frame.sort_values(order, kind="stable").reset_index(drop=True), skipped

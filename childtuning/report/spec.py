@@ -1,0 +1,108 @@
+"""An experiment's table spec: its `table:` block, checked, with the grid its sweep runs; or, for an
+experiment without a file, a layout inferred from its records."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import OmegaConf
+
+from ..errors import InputError
+from . import registry
+from .grid import EXPERIMENTS_DIR, composer, sweep_grid
+
+DEFAULT_KIND = "glue"
+
+
+@dataclass
+class TableSpec:
+    """An experiment's `table:` block, with defaults filled in, and its expected grid."""
+    experiment: str
+    kind: str = DEFAULT_KIND
+    rows: list[str] = field(default_factory=lambda: ["model", "method"])   # table row axes, in order
+    columns: str = "task"
+    metric: str = "main"          # "main" = each task's main metric, else a metric name
+    statistic: str = "mean"
+    baseline: str | None = None
+    expected: dict[str, list] = field(default_factory=dict)    # axis -> values, in sweep order
+    paper_values: dict = field(default_factory=dict)
+    paper_source: str | None = None
+    notes: list[str] = field(default_factory=list)    # said under the title (e.g. that the layout is inferred)
+
+    @property
+    def extra(self) -> list[str]:
+        """Row axes besides model and method: dotted config paths such as `trainer.lr`."""
+        return [a for a in self.rows if a not in ("model", "method")]
+
+    @property
+    def key(self) -> list[str]:
+        """The axes that name a cell, in csv column order."""
+        return ["model", "task", "method", *self.extra]
+
+
+def available_experiments() -> list[str]:
+    return sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml"))
+
+
+def find_experiment_file(experiment: str, path: str | Path | None = None) -> Path | None:
+    """`path` (which must exist), else experiments/<experiment>.yaml if there is one, else None."""
+    if path is not None:
+        if not Path(path).is_file():
+            raise InputError(f"experiment file {path} does not exist")
+        return Path(path)
+    default = EXPERIMENTS_DIR / f"{experiment}.yaml"
+    return default if default.is_file() else None
+
+
+def unknown_experiment(experiment: str, why: str = "") -> InputError:
+    return InputError(f"unknown experiment {experiment!r}: there is no {EXPERIMENTS_DIR / f'{experiment}.yaml'}"
+                      f"{why}. Available experiments: {', '.join(available_experiments()) or '(none)'}")
+
+
+def load_spec(experiment: str, path: str | Path | None = None) -> TableSpec:
+    """The table of `experiment`, from file `path`, else experiments/<experiment>.yaml. The file is
+    composed with conf/ as the runner composes it; the expected grid is its sweep."""
+    path = find_experiment_file(experiment, path)
+    if path is None:
+        raise unknown_experiment(experiment)
+    with composer(path) as compose_with:
+        cfg = compose_with()
+        name = OmegaConf.select(cfg, "experiment")
+        if name != path.stem:
+            raise InputError(f"{path} sets experiment: {name!r}, but an experiment's name is its file name "
+                             f"({path.stem!r}; its runs go to <results>/<experiment>/runs): set "
+                             f"`experiment: {path.stem}` in the file, or rename the file to {name}.yaml")
+        if name != experiment:
+            raise InputError(f"{path} is the file of experiment {name!r}, not of {experiment!r}")
+        table = OmegaConf.select(cfg, "table")
+        if not OmegaConf.is_dict(table):
+            raise InputError(f"{path} has no `table:` block (kind, rows, columns, metric, baseline, paper)")
+        table = OmegaConf.to_container(table, resolve=True)
+        if "expected" in table:
+            raise InputError(f"{path}: table.expected is no longer read: the expected grid is the sweep "
+                             "(hydra.sweeper.params) and the experiment's settings; delete table.expected")
+        paper = table.get("paper") or {}
+        spec = TableSpec(experiment=name, kind=str(table.get("kind", DEFAULT_KIND)),
+                         rows=[str(a) for a in table.get("rows") or ["model", "method"]],
+                         columns=table.get("columns", "task"), metric=str(table.get("metric", "main")),
+                         statistic=table.get("statistic", "mean"), baseline=table.get("baseline"),
+                         paper_values=paper.get("values") or {}, paper_source=paper.get("source"))
+        registry.get(spec.kind, str(path)).check(spec, str(path))
+        spec.expected = sweep_grid(compose_with, cfg, spec.key + ["seed"], str(path))
+    return spec
+
+
+def infer_spec(experiment: str, records: pd.DataFrame) -> TableSpec:
+    """The layout of an experiment that has records but no file (`experiment=<name>` on the command
+    line): rows model x method, columns task, the main metric, vanilla as baseline if it ran, and
+    as expected grid every combination of the models, tasks, methods and seeds found."""
+    methods = sorted(set(records["method"]))
+    baseline = "vanilla" if "vanilla" in methods else None
+    expected = {a: sorted(set(records[a])) for a in ("model", "task", "seed")}
+    expected["method"] = [m for m in methods if m == baseline] + [m for m in methods if m != baseline]
+    note = (f"Layout inferred from the records: no experiments/{experiment}.yaml. Rows model × method, "
+            f"columns task, baseline {baseline or 'none (no vanilla run)'}; the expected grid is every "
+            "combination of the models, tasks, methods and seeds found, so a missing run is a combination "
+            "no record has. Runs that differ in another setting share a cell (see the notes).")
+    return TableSpec(experiment=experiment, baseline=baseline, expected=expected, notes=[note])

@@ -1,0 +1,70 @@
+"""A computed table: the cells, gaps and notes a renderer reads, with accessors by row and task."""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .spec import TableSpec
+from .stats import order, paper_value
+
+
+@dataclass
+class Summary:
+    """Everything the renderers need, computed once. A table row is a tuple of values of
+    spec.rows (e.g. (model, method)); a cell is a row and a task."""
+    spec: TableSpec
+    records: pd.DataFrame
+    cells: pd.DataFrame
+    missing: list[tuple]
+    outside: list[str]
+    duplicates: list[str]
+    skipped: list[str]
+
+    def __post_init__(self):
+        key = self.spec.key
+        self._by_key = {tuple(c[a] for a in key): c for _, c in self.cells.iterrows()}
+        self.tasks = list(dict.fromkeys(self.cells["task"]))
+        present = set(self.cells[self.spec.rows].itertuples(index=False, name=None))
+        orders = [list(dict.fromkeys(self.cells[a])) if a == "model" else order(self.spec.expected[a], self.cells[a])
+                  for a in self.spec.rows]
+        self.rows = [r for r in itertools.product(*orders) if r in present]
+
+    @property
+    def n_expected(self) -> int:
+        return math.prod(len(self.spec.expected[a]) for a in self.spec.key + ["seed"])
+
+    def cell_rows(self) -> list[tuple[tuple, pd.Series]]:
+        """(cell key, cell row) for every cell, in table.csv order."""
+        return list(self._by_key.items())
+
+    def named(self, row: tuple) -> dict:
+        return dict(zip(self.spec.rows, row))
+
+    def cell(self, row: tuple, task: str):
+        """The cell row of a table row and task (a Series of table.csv's columns); None if there is none."""
+        named = {**self.named(row), "task": task}
+        return self._by_key.get(tuple(named[a] for a in self.spec.key))
+
+    def baseline_row(self, row: tuple) -> tuple:
+        return tuple(self.spec.baseline if a == "method" else v for a, v in zip(self.spec.rows, row))
+
+    def avg(self, row: tuple) -> float:
+        """The mean of the per-task means; NaN unless every task has one."""
+        means = [self.cell(row, t)["mean"] if self.cell(row, t) is not None else math.nan for t in self.tasks]
+        return float(np.mean(means)) if means and np.all(np.isfinite(means)) else math.nan
+
+    def paper(self, row: tuple, task: str) -> float:
+        named = self.named(row)
+        return paper_value(self.spec.paper_values, named["model"], named["method"], task)
+
+    def task_metric(self, task) -> str:
+        names = sorted(set(self.cells.loc[self.cells["task"] == task, "metric"]) - {""})
+        return "/".join(names) or "?"
+
+    def label(self, row: tuple, sep: str = " / ") -> str:
+        """model / method [/ axis=value ...]"""
+        return sep.join(v if a in ("model", "method") else f"{a}={v}" for a, v in self.named(row).items())
