@@ -60,7 +60,7 @@ smoke: $(SETUP)  ## tiny random model, 2 methods x 2 seeds (under a minute)
 
 tables: $(SETUP)  ## aggregate every experiment that has records under RESULTS
 	@for d in $(RESULTS)/*/runs; do e=$$(basename $$(dirname $$d)); \
-	  if [ -f experiments/$$e.yaml ]; then $(PY) -m childtuning.aggregate $$e --results $(RESULTS) || exit 1; fi; done
+	  $(PY) -m childtuning.aggregate $$e --results $(RESULTS) || exit 1; done
 
 reproduce-table1: $(SETUP)  ## paper Table 1: 4 large models x 4 tasks x 3 methods x 10 seeds (GPU / cluster)
 	$(SWEEP) exp=table1

@@ -146,7 +146,7 @@ def compose(*overrides: str, config_dir=None) -> DictConfig:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    from .data import REPO_ROOT
+    from . import REPO_ROOT
 
     with initialize_config_dir(config_dir=str(config_dir or REPO_ROOT / "conf"), version_base="1.3"):
         return hydra_compose("config", overrides=list(overrides))

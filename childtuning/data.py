@@ -10,9 +10,8 @@ from pathlib import Path
 
 import torch
 
+from . import REPO_ROOT
 from .errors import InputError
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass

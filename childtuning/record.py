@@ -10,8 +10,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from . import SCHEMA_VERSION, __version__
-from .data import REPO_ROOT
+from . import REPO_ROOT, SCHEMA_VERSION, __version__
 
 REQUIRED = ("schema_version", "run_id", "experiment", "model", "task", "method", "seed", "status",
             "metrics", "main_metric", "history", "train_seconds", "config")

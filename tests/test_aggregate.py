@@ -15,7 +15,7 @@ from childtuning.aggregate import aggregate, bootstrap_ci, main
 from childtuning.report import KINDS, TableKind, register
 from childtuning.errors import InputError
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO  # noqa: E402
 
 EXPERIMENT_YAML = """\
 # @package _global_

@@ -6,13 +6,12 @@ table, a record added without re-aggregating, or an aggregator change that alter
 numbers all fail here.
 """
 import shutil
-from pathlib import Path
 
 import pytest
 
 from childtuning.aggregate import aggregate
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO  # noqa: E402
 COMMITTED = sorted(
     d.name for d in (REPO / "results").glob("*")
     if (d / "runs").is_dir() and (d / "table.csv").is_file() and (REPO / "experiments" / f"{d.name}.yaml").is_file()

@@ -9,7 +9,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification
 
 from childtuning import seeding
 from childtuning.data import BatchLoader
-from childtuning.fisher import fisher_information, order_statistics, percentile_threshold, top_fraction_masks
+from childtuning.fisher import fisher_information, order_statistics, top_fraction_masks
 from childtuning.masks import BernoulliMasker
 from childtuning.methods import TaskInfo
 from childtuning.methods import build as build_method

@@ -2,7 +2,6 @@
 grid its table expects is exactly the set of runs Hydra's basic sweeper launches from it."""
 import itertools
 import math
-from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -13,7 +12,7 @@ from omegaconf import OmegaConf
 from childtuning.report import available_experiments, load_spec
 from childtuning.report.grid import axis_value, config_path
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO  # noqa: E402
 FULL, SAMPLE = 24, 12    # a larger sweep is checked on an even sample of its jobs (a compose takes ~0.1 s)
 
 

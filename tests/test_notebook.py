@@ -2,16 +2,14 @@
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
-from conftest import write_synthetic_glue
+from conftest import REAL_GLUE, REPO, has_real_glue, write_synthetic_glue
 
-REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "inspect_results.ipynb"
-REAL_GLUE = REPO.parent / "shared" / "data" / "glue"
 
 
 def test_notebook_is_saved_without_outputs():
@@ -21,8 +19,9 @@ def test_notebook_is_saved_without_outputs():
     assert 'EXPERIMENT = "demo"' in code[0].source and 'RESULTS = "results"' in code[0].source
 
 
+@pytest.mark.slow
 def test_notebook_runs_on_smoke_sweep_records(tmp_path, monkeypatch):
-    glue = REAL_GLUE if (REAL_GLUE / "RTE").is_dir() else write_synthetic_glue(tmp_path / "glue", ("RTE",))
+    glue = REAL_GLUE if has_real_glue("RTE") else write_synthetic_glue(tmp_path / "glue", ("RTE",))
     results = tmp_path / "results"
     # One torch thread: the runs are tiny, and on a busy 2-core machine two threads per run are
     # many times slower. A speed-only setting: it changes neither the run ids nor the results.
