@@ -5,10 +5,12 @@ import io
 import json
 
 import pytest
+import torch
 
 import childtuning.train as train_mod
 from childtuning import SCHEMA_VERSION
 from childtuning.config import validate
+from childtuning.data import Split
 from childtuning.record import REQUIRED, read_complete, run_id, write_atomic
 from conftest import compose_cfg
 
@@ -118,3 +120,36 @@ def test_runner_reruns_over_a_partial_record_and_skips_a_complete_one(tmp_path, 
         train_mod.run(cfg)
     path.write_text(text)
     assert train_mod.run(cfg) == complete
+
+
+# ---------------------------------------------------------------- what the record reports
+def epoch(n: int, f1: float, degenerate: str | None = None) -> dict:
+    return {"epoch": n, "step": 10 * n, "metrics": {"f1": f1, "accuracy": f1 - 5}, "train_loss": 0.7 - n / 10,
+            "degenerate": degenerate}
+
+
+def made_up_record(history: list[dict]) -> dict:
+    """build_record on a run whose history is made up (no training)."""
+    cfg = validate(compose_cfg("model=tiny_bert", "task=mrpc", "experiment=unit"))
+    splits = {s: Split([("a", "b")] * 4, [0, 1, 0, 1], f"{s}.tsv") for s in ("train", "dev")}
+    state = {"history": history, "status": "ok", "reason": None, "step": history[-1]["step"], "seconds": 1.0,
+             "prepare_seconds": 0.0}
+    return train_mod.build_record(cfg, run_id(cfg), splits, torch.device("cpu"), "2024-01-01T00:00:00+00:00",
+                                  state, None, train_mod.build_method(cfg), {})
+
+
+def test_headline_is_the_last_epoch_and_the_best_epoch_is_kept_apart():
+    history = [epoch(1, 60.0), epoch(2, 80.0), epoch(3, 70.0)]      # the best epoch is not the last
+    rec = made_up_record(history)
+    assert rec["main_metric"]["name"] == "f1" and rec["main_metric"]["value"] == 70.0
+    assert rec["metrics"] == {"f1": 70.0, "accuracy": 65.0} and rec["steps"] == 30
+    assert rec["best_epoch"]["epoch"] == 2 and rec["best_epoch"]["value"] == 80.0
+    assert rec["history"] == history and rec["status"] == "ok"
+
+
+def test_status_follows_the_last_epoch_not_the_best():
+    rec = made_up_record([epoch(1, 50.0), epoch(2, 80.0), epoch(3, 0.0, "constant predictions")])
+    assert rec["status"] == "degenerate" and rec["reason"] == "constant predictions"
+    assert rec["main_metric"]["value"] == 0.0 and rec["best_epoch"]["epoch"] == 2
+    rec = made_up_record([epoch(1, 0.0, "constant predictions"), epoch(2, 55.0)])
+    assert rec["status"] == "ok" and rec["reason"] is None and rec["main_metric"]["value"] == 55.0
