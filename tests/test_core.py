@@ -158,20 +158,31 @@ def test_order_statistics_rejects_negative_values():
 
 
 def test_fisher_pass_is_mean_of_clipped_squared_batch_gradients():
+    # The tiny model's per-tensor gradient norms span ~1e-13 to ~2.5e-3 (median ~2e-4): a bound of
+    # 1e-4 clips most tensors and leaves the smallest alone, so both branches of the clip are checked.
+    bound = 1e-4
     model, loader = tiny_model(dropout=0.0), tiny_loader(n=12, batch_size=4)
     params = [p for n, p in model.named_parameters() if "layer" in n]
-    fisher = fisher_information(model, loader, params, device=torch.device("cpu"), max_grad_norm=0.05)
+    fisher = fisher_information(model, loader, params, device=torch.device("cpu"), max_grad_norm=bound)
     expected = [torch.zeros_like(p) for p in params]
+    clipped = torch.zeros(len(params), dtype=torch.bool)
     batches = list(loader.reshuffled(seeding.generator(0, "data")))   # same order as the pass above
     for batch in batches:
         model.zero_grad()
         model(**batch).loss.backward()
-        for e, p in zip(expected, params):
+        for i, (e, p) in enumerate(zip(expected, params)):
             g = p.grad.clone()
-            g = g * min(1.0, 0.05 / (float(g.norm()) + 1e-6))
+            clipped[i] |= float(g.norm()) > bound
+            g = g * min(1.0, bound / (float(g.norm()) + 1e-6))
             e += g * g / len(batches)
+    assert 0 < int(clipped.sum()) < len(params)            # the clip acts on some tensors, not all
     for f, e in zip(fisher, expected):
         torch.testing.assert_close(f, e, rtol=1e-5, atol=1e-12)
+    # and it changes the estimate: clipping shrinks every tensor it acted on
+    unclipped = fisher_information(model, loader, params, device=torch.device("cpu"), clip_per_tensor=False)
+    for f, u, c in zip(fisher, unclipped, clipped.tolist()):
+        if c:
+            assert float(u.sum()) > float(f.sum()) and not torch.allclose(u, f, rtol=1e-3, atol=0)
 
 
 def test_fisher_per_example_and_unused_parameters():
