@@ -60,8 +60,11 @@ def read_complete(path: Path) -> dict | None:
 def write_atomic(path: Path, record: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(record, indent=1, sort_keys=False, allow_nan=True) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(record, indent=1, sort_keys=False, allow_nan=True) + "\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)      # after a failed write: no stray temporary file
 
 
 def versions() -> dict:

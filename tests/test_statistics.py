@@ -1,7 +1,7 @@
 """The aggregator's statistics on samples large enough that a wrong program shows."""
 import numpy as np
 
-from childtuning.aggregate import bootstrap_ci
+from childtuning.report import bootstrap_ci
 
 # Continuous scores, 20 seeds a side: an unseeded bootstrap moves its percentiles from call to call
 # (with 2-3 tied scores it would not: few distinct resample means, every seed the same percentiles).
