@@ -147,7 +147,5 @@ def percentile_threshold(tensors: list[torch.Tensor], keep_ratio: float, *, inte
 def top_fraction_masks(scores: list[torch.Tensor], keep_ratio: float,
                        interpolation: str = "float32") -> tuple[list[torch.Tensor], float]:
     """Boolean masks keeping `scores >= threshold`, the official percentile threshold."""
-    if interpolation != "float32":
-        raise NotImplementedError(f"percentile interpolation {interpolation!r}")
-    threshold = percentile_threshold(scores, keep_ratio)
+    threshold = percentile_threshold(scores, keep_ratio, interpolation=interpolation)
     return [s >= threshold for s in scores], threshold
