@@ -39,7 +39,7 @@ class ModelConfig:
     source: str = "hub"
     pretrained: Optional[str] = None
     padding_side: str = "right"
-    architecture: Optional[str] = None     # tiny models: transformers model_type
+    architecture: str = MISSING            # transformers model_type (checked against the loaded model)
     tokenizer: Optional[str] = None        # tiny models: minilm | bpe | unigram
     config: dict[str, Any] = field(default_factory=dict)
 
@@ -99,12 +99,13 @@ class TrainerConfig:
 @dataclass
 class ImplConfig:
     """How a run executes; values: conf/impl/default.yaml. Not in the run id, except a precision
-    other than fp32 (see record.run_id)."""
+    other than fp32 and the packed layout (see record.outcome)."""
     device: str = MISSING
     precision: str = MISSING
     num_threads: Optional[int] = None
     progress_bar: bool = MISSING
     eval_batch_size: int = MISSING
+    packing: bool = MISSING
 
 
 @dataclass
@@ -127,6 +128,7 @@ class RunConfig:
     seed: int = 1
     experiment: str = "default"
     force: bool = False
+    reuse: bool = True         # copy a complete record of the same run id from another experiment
     table: Any = None          # experiment files: the table layout (read by the aggregator only)
 
 

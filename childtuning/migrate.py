@@ -34,8 +34,12 @@ def _v1_to_v2(record: dict) -> list[str]:
     """Schema 1 -> 2: per-task keep ratios moved from the task to conf/method_task (the task's
     table of every method's ratio is dropped; the run's own ratio was already in method.keep_ratio);
     the optimizer became a switch (schema 1 runs all used torch.optim.AdamW); Child-Tuning_D's
-    selection rule and percentile arithmetic became switches (schema 1: top, float32)."""
+    selection rule and percentile arithmetic became switches (schema 1: top, float32); every
+    model file declares its architecture (schema 1: tiny models only)."""
     config, changes = record["config"], []
+    if not config["model"].get("architecture"):
+        config["model"]["architecture"] = V1_ARCHITECTURES[config["model"]["name"]]
+        changes.append(f"model.architecture={config['model']['architecture']} (declared in conf/model since schema 2)")
     if config["task"].pop("keep_ratio", None) is not None:
         changes.append("task.keep_ratio removed (per-task ratios live in conf/method_task)")
     if "optimizer" not in config["trainer"]:
@@ -49,6 +53,9 @@ def _v1_to_v2(record: dict) -> list[str]:
     return changes
 
 
+# What schema 1's model files loaded (their transformers model_type).
+V1_ARCHITECTURES = {"minilm": "bert", "bert_large": "bert", "xlnet_large": "xlnet", "roberta_large": "roberta",
+                    "electra_large": "electra"}
 STEPS = {1: (_v1_run_id, _v1_to_v2)}
 
 

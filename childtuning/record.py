@@ -21,8 +21,8 @@ OUTCOME_KEYS = ("model", "task", "method", "trainer", "seed")
 def outcome(resolved: dict) -> dict:
     """The part of a resolved run config that decides what the run computes: model, task, method
     (this run's method only), trainer and seed, less the keys a schema marks `not_outcome` (where
-    the data files are, whether to checkpoint), plus a precision other than fp32. Not: paths,
-    logging, device, threads, the experiment."""
+    the data files are, whether to checkpoint), plus a precision other than fp32 and the packed
+    layout. Not: paths, logging, device, threads, the experiment."""
     from .config import non_outcome_keys
 
     out = {}
@@ -31,7 +31,18 @@ def outcome(resolved: dict) -> dict:
         out[key] = {k: v for k, v in value.items() if k not in non_outcome_keys(key)} if isinstance(value, dict) else value
     if resolved["impl"]["precision"] != "fp32":   # autocast changes the numbers; fp32 ids carry no key
         out["precision"] = resolved["impl"]["precision"]
+    if uses_packing(resolved):                      # padded runs (all runs before packing) carry no key
+        out["layout"] = "packed"
     return out
+
+
+def uses_packing(resolved: dict) -> bool:
+    """Whether a run computes on packed batches: asked for, and the architecture supports it."""
+    if not resolved["impl"].get("packing"):
+        return False
+    from .packing import ARCHITECTURES
+
+    return resolved["model"]["architecture"] in ARCHITECTURES
 
 
 def run_id(cfg) -> str:

@@ -9,6 +9,7 @@ loop.train -> build_record -> write.
 """
 from __future__ import annotations
 
+import shutil
 import socket
 import sys
 import traceback
@@ -109,6 +110,26 @@ def build_record(cfg, rid: str, splits: dict, device: torch.device, started: str
     }
 
 
+def reuse_record(cfg, rid: str, record_path: Path) -> dict | None:
+    """A complete record of the same run id made by another experiment under the same results
+    folder, copied into this experiment (with its artifacts) and marked `reused_from`; None if
+    there is none. Same id = same configuration of everything that decides the outcome."""
+    for other in sorted(Path(cfg.paths.results).glob(f"*/runs/{rid}.json")):
+        record = read_complete(other)
+        if other == record_path or record is None:
+            continue
+        source = other.parent.parent.name
+        record = {**record, "experiment": cfg.experiment,
+                  "reused_from": {"experiment": source, "run_id": rid, "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}}
+        artifacts = other.parent.parent / "artifacts" / rid
+        if artifacts.is_dir():
+            shutil.copytree(artifacts, record_path.parent.parent / "artifacts" / rid, dirs_exist_ok=True)
+        write_atomic(record_path, record)
+        print(f"reuse {rid}: identical run recorded by experiment {source} ({other}); reuse=false reruns it")
+        return record
+    return None
+
+
 def run(cfg: DictConfig) -> dict:
     """Run (or skip) one configured run; returns its record."""
     cfg = validate(cfg)
@@ -119,6 +140,10 @@ def run(cfg: DictConfig) -> dict:
     if existing is not None and not cfg.force:
         print(f"skip {rid}: complete record at {record_path} (force=true reruns it)")
         return existing
+    if cfg.reuse and not cfg.force:
+        reused = reuse_record(cfg, rid, record_path)
+        if reused is not None:
+            return reused
     splits = load_data(cfg)                       # bad data fails here, before the model loads
     if cfg.impl.num_threads:
         torch.set_num_threads(cfg.impl.num_threads)

@@ -253,3 +253,21 @@ def test_real_minilm_run_on_real_rte(tmp_path):
     assert rec["data"]["dev"]["size"] == 277 and rec["data"]["train"]["size"] == 32
     assert rec["status"] in ("ok", "degenerate") and 0 <= rec["main_metric"]["value"] <= 100
     assert rec["method_stats"]["eligible_tensors"] == 6 * 16      # MiniLM: 6 layers x 16 `layer` tensors
+
+
+def test_a_run_recorded_by_another_experiment_is_reused_not_rerun(tmp_path, synthetic_glue, monkeypatch, capsys):
+    first = train_mod.run(tiny(tmp_path, synthetic_glue, "method=child_tuning_d", "experiment=first"))
+
+    def boom(*a, **k):
+        raise AssertionError("a reused run must not train")
+    monkeypatch.setattr(train_mod, "build_model", boom)
+    second = train_mod.run(tiny(tmp_path, synthetic_glue, "method=child_tuning_d", "experiment=second"))
+    assert "reuse " in capsys.readouterr().out
+    assert second["reused_from"]["experiment"] == "first" and second["experiment"] == "second"
+    assert {k: v for k, v in second.items() if k not in ("reused_from", "experiment")} == \
+        {k: v for k, v in first.items() if k != "experiment"}
+    rid = first["run_id"]
+    assert (tmp_path / "second" / "artifacts" / rid / "child_mask.npz").is_file()
+    assert json.loads((tmp_path / "second" / "runs" / f"{rid}.json").read_text()) == second
+    with pytest.raises(AssertionError, match="must not train"):     # reuse=false trains it again
+        train_mod.run(tiny(tmp_path, synthetic_glue, "method=child_tuning_d", "experiment=third", "reuse=false"))

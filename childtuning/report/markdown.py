@@ -54,17 +54,20 @@ def render_markdown(s: Summary) -> str:
 def baseline_lines(s: Summary) -> list[str]:
     """Each method's difference to the baseline per task, with its tests."""
     spec = s.spec
-    out = ["", f"## Difference to the baseline ({spec.baseline or 'none declared'})", ""]
+    named = spec.baseline if spec.baseline_axis == "method" else f"{spec.baseline_axis}={spec.baseline}"
+    out = ["", f"## Difference to the baseline ({named or 'none declared'})", ""]
     if spec.baseline is None:
         return out + ["No baseline method is declared (table.baseline), so nothing is compared."]
     out += ["Δ = mean(method) − mean(baseline); p: Welch's t-test over seeds; CI: bootstrap 95% "
             f"({BOOTSTRAP_RESAMPLES:,} resamples, seed {BOOTSTRAP_SEED}). p and CI are unknown when either side "
             "has < 2 scores. Paired p: paired t-test over the seeds scored under both methods (a seed has the "
             "same data order and head initialisation under every method); seeds better: on how many of those "
-            "seeds the method scored higher. Avg: difference of the task averages.", ""]
+            "seeds the method scored higher. Avg: difference of the task averages."
+            + ("" if spec.baseline_axis == "method" else f" Here the baseline is a value of {spec.baseline_axis}, "
+               f"and each row is compared with the row that differs from it only there."), ""]
     delta_rows = []
     for row in s.rows:
-        if s.named(row)["method"] == spec.baseline:
+        if s.named(row)[spec.baseline_axis] == spec.baseline:
             continue
         for task in s.tasks:
             c = s.cell(row, task)
@@ -96,8 +99,8 @@ def notes_lines(s: Summary) -> list[str]:
     if s.outside:
         notes.append(f"{len(s.outside)} record(s) outside the declared grid, aggregated too: {', '.join(s.outside)}")
     notes += [f"more than one record for a seed (all aggregated): {d}" for d in s.duplicates]
-    if s.spec.baseline is not None and s.spec.baseline not in set(s.records["method"]):
-        notes.append(f"the baseline method {s.spec.baseline!r} has no records: no differences can be computed")
+    if s.spec.baseline is not None and s.spec.baseline not in set(s.records[s.spec.baseline_axis]):
+        notes.append(f"the baseline {s.spec.baseline_axis} {s.spec.baseline!r} has no records: no differences can be computed")
     notes += [f"skipped unreadable file {msg}" for msg in s.skipped]
     return ["", "## Notes", ""] + [f"- {n}" for n in notes] if notes else []
 

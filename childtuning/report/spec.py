@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from ..errors import InputError
 from . import registry
-from .grid import EXPERIMENTS_DIR, composer, sweep_grid
+from .grid import EXPERIMENTS_DIR, axis_value, composer, sweep_grid
 
 DEFAULT_KIND = "glue"
 
@@ -25,6 +25,7 @@ class TableSpec:
     metric: str = "main"          # "main" = each task's main metric, else a metric name
     statistic: str = "mean"
     baseline: str | None = None
+    baseline_axis: str = "method"  # the row axis whose `baseline` value every other value is compared with
     expected: dict[str, list] = field(default_factory=dict)    # axis -> values, in sweep order
     paper_values: dict = field(default_factory=dict)
     paper_source: str | None = None
@@ -83,10 +84,17 @@ def load_spec(experiment: str, path: str | Path | None = None) -> TableSpec:
             raise InputError(f"{path}: table.expected is no longer read: the expected grid is the sweep "
                              "(hydra.sweeper.params) and the experiment's settings; delete table.expected")
         paper = table.get("paper") or {}
-        spec = TableSpec(experiment=name, kind=str(table.get("kind", DEFAULT_KIND)),
-                         rows=[str(a) for a in table.get("rows") or ["model", "method"]],
+        rows = [str(a) for a in table.get("rows") or ["model", "method"]]
+        baseline, baseline_axis = table.get("baseline"), "method"
+        if isinstance(baseline, dict):           # e.g. {trainer.optimizer: adamw_torch}: compare along that axis
+            if len(baseline) != 1 or next(iter(baseline)) not in rows:
+                raise InputError(f"{path}: table.baseline {baseline} must be one method name, or one row axis "
+                                 f"and its value, e.g. {{trainer.lr: 1.0e-4}} (row axes: {', '.join(rows)})")
+            (baseline_axis, baseline), = baseline.items()
+            baseline = axis_value(baseline_axis, baseline)
+        spec = TableSpec(experiment=name, kind=str(table.get("kind", DEFAULT_KIND)), rows=rows,
                          columns=table.get("columns", "task"), metric=str(table.get("metric", "main")),
-                         statistic=table.get("statistic", "mean"), baseline=table.get("baseline"),
+                         statistic=table.get("statistic", "mean"), baseline=baseline, baseline_axis=baseline_axis,
                          paper_values=paper.get("values") or {}, paper_source=paper.get("source"))
         registry.get(spec.kind, str(path)).check(spec, str(path))
         spec.expected = sweep_grid(compose_with, cfg, spec.key + ["seed"], str(path))

@@ -133,7 +133,7 @@ def cell_table(records: pd.DataFrame, spec) -> pd.DataFrame:
     orders = [order(spec.expected[a], records[a]) for a in key]
     wanted = set(records[key].itertuples(index=False, name=None)) | \
         set(itertools.product(*(spec.expected[a] for a in key)))
-    groups, empty, method_at = cell_groups(records, key), records.iloc[0:0], key.index("method")
+    groups, empty, base_at = cell_groups(records, key), records.iloc[0:0], key.index(spec.baseline_axis)
     rows = []
     for k in (k for k in itertools.product(*orders) if k in wanted):
         sub = groups.get(k, empty)
@@ -151,8 +151,8 @@ def cell_table(records: pd.DataFrame, spec) -> pd.DataFrame:
                "p_paired": math.nan, "seeds_better": "",
                "paper": paper_value(spec.paper_values, named["model"], named["method"], named["task"]),
                "train_loss_mean": finite_mean(sub["train_loss"]), "seconds_mean": finite_mean(sub["seconds"])}
-        if spec.baseline is not None and named["method"] != spec.baseline:
-            compare(row, sub, groups.get(k[:method_at] + (spec.baseline,) + k[method_at + 1:], empty))
+        if spec.baseline is not None and named[spec.baseline_axis] != spec.baseline:
+            compare(row, sub, groups.get(k[:base_at] + (spec.baseline,) + k[base_at + 1:], empty))
         rows.append(row)
     return pd.DataFrame(rows, columns=key + CSV_STATS).astype({c: "float64" for c in FLOAT_STATS})
 

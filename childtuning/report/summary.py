@@ -50,7 +50,7 @@ class Summary:
         return self._by_key.get(tuple(named[a] for a in self.spec.key))
 
     def baseline_row(self, row: tuple) -> tuple:
-        return tuple(self.spec.baseline if a == "method" else v for a, v in zip(self.spec.rows, row))
+        return tuple(self.spec.baseline if a == self.spec.baseline_axis else v for a, v in zip(self.spec.rows, row))
 
     def avg(self, row: tuple) -> float:
         """The mean of the per-task means; NaN unless every task has one."""
