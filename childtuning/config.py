@@ -79,8 +79,8 @@ class LocalSource:
     header: bool = True
     columns: list[str] = field(default_factory=list)
     rename: dict[str, str] = field(default_factory=dict)   # a file's header/key name -> our column name
-    # A file's label value -> one of task.labels (e.g. SNLI's "0" -> entailment); null: the file
-    # holds the label names themselves.
+    # A file's label value -> one of task.labels (e.g. SNLI's "0" -> entailment; quote numeric
+    # codes in YAML); null: the file holds the label names themselves.
     label_codes: Optional[dict[str, str]] = None
     drop_labels: list[str] = field(default_factory=list)   # rows with these label values are skipped
 

@@ -107,6 +107,10 @@ def test_new_keys_leave_old_run_ids_alone_and_change_them_when_set():
     from childtuning.record import run_id
     ids = lambda *o: run_id(train_mod.validate(compose_cfg("model=tiny_bert", "task=rte", *o)))  # noqa: E731
     base = ids()
+    from childtuning.record import outcome
+    from omegaconf import OmegaConf
+    hashed = outcome(OmegaConf.to_container(train_mod.validate(compose_cfg("model=tiny_bert", "task=rte")), resolve=True))
+    assert not {"stratified_subsample", "resplit", "label_maps"} & set(hashed["task"])   # as before these keys existed
     assert ids("task.stratified_subsample=false") == base           # the old behaviour's value: not in the id
     assert ids("task.label_maps.default.entailment=entailment") == base   # how others read this task: not outcome
     assert ids("task.stratified_subsample=true") != base

@@ -60,6 +60,11 @@ def test_glue_tasks_read_as_before_with_their_headers_checked(tmp_path):
     for name in ("rte", "mrpc", "cola", "stsb"):
         got = data.load_task(task(name), str(glue))
         assert (len(got["train"]), len(got["dev"])) == (12, 6)
+    # a CRLF copy of CoLA (text in the last column) reads the same texts, without a trailing \r
+    dev = glue / "CoLA" / "dev.tsv"
+    lf = data.load_task(task("cola"), str(glue))["dev"]
+    dev.write_bytes(dev.read_bytes().replace(b"\n", b"\r\n"))
+    assert data.load_task(task("cola"), str(glue))["dev"].texts == lf.texts
 
 
 # ------------------------------------------------------------ the header check
@@ -136,6 +141,14 @@ def test_task_file_mistakes_are_caught_at_validation(overrides, message):
         OmegaConf.update(cfg, key, value, merge=False)
     with pytest.raises(InputError, match=message):
         check_task(cfg)
+
+
+def test_every_task_file_loads_and_validates_as_a_run():
+    from childtuning.config import validate
+    from conftest import REPO, compose_cfg
+    for path in sorted((REPO / "conf" / "task").glob("*.yaml")):
+        assert load_task_config(path.stem).name == path.stem
+        assert validate(compose_cfg("model=tiny_bert", f"task={path.stem}")).task.name == path.stem
 
 
 def test_unknown_task_lists_the_known_ones():
