@@ -103,6 +103,22 @@ def resolve(source, target, choice: str | Mapping | None = None) -> LabelMapping
     return LabelMapping(source.name, target.name, name, ordered, tuple(tgt.index(y) for _, y in ordered))
 
 
+def _training_data(task) -> set[tuple]:
+    """Where `task`'s training examples come from: its local file and hub split (for a resplit
+    task, the split it cuts train from)."""
+    split = task.resplit.source if task.resplit is not None else "train"
+    return _data_of(task, split)
+
+
+def _data_of(task, split: str) -> set[tuple]:
+    out = set()
+    if split in task.local.files:
+        out.add(("local", task.local.folder, task.local.files[split]))
+    if split in task.hub.splits:
+        out.add(("hub", task.hub.path, task.hub.name, task.hub.splits[split]))
+    return out
+
+
 def check_target(source, target: str, split: str = "dev", choice: str | Mapping | None = None,
                  config_dir=None):
     """(target task config, its LabelMapping) for evaluating a model trained on task config
@@ -118,4 +134,9 @@ def check_target(source, target: str, split: str = "dev", choice: str | Mapping 
     if split not in declared_splits(target_cfg):
         raise InputError(f"target {target}: no split {split!r}; conf/task/{target}.yaml declares "
                          f"{declared_splits(target_cfg)} (local.files, hub.splits)")
+    shared = _training_data(source) & _data_of(target_cfg, split)
+    if shared:
+        raise InputError(f"target {target}:{split} reads the data {source.name} trains on ({sorted(shared)[0]}): "
+                         f"it would score the model on its own training examples. Evaluate {source.name}'s "
+                         "in-domain set as its dev split, and choose another target")
     return target_cfg, resolve(source, target_cfg, choice)

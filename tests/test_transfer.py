@@ -93,6 +93,14 @@ def test_every_nli_target_resolves_from_both_sources():
     """The task files' maps are consistent: MNLI and SNLI models reach every NLI-style target."""
     for source in ("mnli", "snli", "mnli_m_dev_split", "snli_test_split"):
         src = load_task_config(source)
-        for target, split in (("mnli", "dev"), ("mnli", "dev_mismatched"), ("snli", "dev"), ("sick", "dev"),
-                              ("scitail", "dev"), ("qqp", "dev"), ("rte", "dev"), ("mnli_m_dev_split", "dev")):
+        for target, split in (("mnli", "dev_mismatched"), ("snli", "dev"), ("sick", "dev"), ("scitail", "dev"),
+                              ("qqp", "dev"), ("rte", "dev")):
             check_target(src, target, split)
+
+
+@pytest.mark.parametrize("source, target, split", [("mnli_m_dev_split", "mnli", "dev"), ("snli_test_split", "snli", "test"),
+                                                   ("mnli", "mnli", "train"), ("snli_test_split", "snli_test_split", "train")])
+def test_a_target_that_is_the_sources_training_data(source, target, split):
+    with pytest.raises(InputError, match=rf"target {target}:{split} reads the data {source} trains on"):
+        check_target(load_task_config(source), target, split)
+    check_target(load_task_config("mnli_m_dev_split"), "snli", "dev")      # other data: fine
