@@ -6,10 +6,14 @@ hold the types, so an unknown key or a wrong type is an error. Each method check
 
 A field marked `not_outcome(...)` says where or how to find something, not what a run computes
 (a data folder's file names, whether to checkpoint): it stays out of the run id (record.run_id).
+A field marked `added_later(...)` changes the outcome but came after committed records existed:
+it enters the run id only when set away from the value that reproduces the old behaviour, so
+those records keep their ids.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -24,6 +28,12 @@ from .models import MODEL_SOURCES
 def not_outcome(**kwargs):
     """A dataclass field that does not change a run's outcome (left out of the run id)."""
     return field(metadata={"outcome": False}, **kwargs)
+
+
+def added_later(default):
+    """An outcome field whose `default` reproduces what runs did before the field existed: left
+    out of the run id while it has that value (`default` must be immutable: None, a bool, a str)."""
+    return field(default=default, metadata={"id_omits": default})
 
 
 @dataclass
@@ -46,18 +56,42 @@ class ModelConfig:
 
 @dataclass
 class HubSource:
+    """A hub dataset (`datasets.load_dataset(path, name)`); childtuning/readers.py reads it."""
     path: str = "nyu-mll/glue"
     name: Optional[str] = None
+    # Our split name -> the hub's (e.g. dev: validation_matched). A task's splits are the names
+    # declared here and in local.files; a run reads train and dev.
+    splits: dict[str, str] = field(default_factory=dict)
     text_fields: Optional[list[str]] = None   # when the hub's column names differ
     label_field: Optional[str] = None
+    # The hub's label value (as text) -> one of task.labels; null: integers index task.labels and
+    # strings are label names.
+    label_codes: Optional[dict[str, str]] = None
+    drop_labels: list[str] = field(default_factory=list)   # rows with these label values are skipped
 
 
 @dataclass
 class LocalSource:
+    """Files in <glue_dir>/<folder>: `*.jsonl` is JSON lines (fields by name), anything else is
+    tab-separated with `columns` in file order (checked against the header when `header`)."""
     folder: str = ""
-    files: dict[str, str] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)    # our split name -> file name
     header: bool = True
     columns: list[str] = field(default_factory=list)
+    rename: dict[str, str] = field(default_factory=dict)   # a file's header/key name -> our column name
+    # A file's label value -> one of task.labels (e.g. SNLI's "0" -> entailment; quote numeric
+    # codes in YAML); null: the file holds the label names themselves.
+    label_codes: Optional[dict[str, str]] = None
+    drop_labels: list[str] = field(default_factory=list)   # rows with these label values are skipped
+
+
+@dataclass
+class ResplitConfig:
+    """Train and dev cut from one declared split: `train_size` label-stratified examples drawn
+    with `seed` become train, the rest (in file order) dev. For offline substitutes."""
+    source: str = MISSING
+    train_size: int = MISSING
+    seed: int = 0
 
 
 @dataclass
@@ -74,7 +108,14 @@ class TaskConfig:
     metrics: list[str] = field(default_factory=list)
     main_metric: str = MISSING
     max_train_samples: Optional[int] = None
-    subsample_seed: Optional[int] = None
+    subsample_seed: Optional[int] = None       # null: the run's seed (each seed its own subset)
+    # false: a uniform random subset (the first release's); true: exact per-label counts
+    # (childtuning/subsets.py says how they are rounded)
+    stratified_subsample: bool = added_later(False)
+    resplit: Optional[ResplitConfig] = added_later(None)
+    # Named maps from another task's predicted labels to this task's, used when this task is an
+    # evaluation target (childtuning/transfer.py); the map used is recorded with the target.
+    label_maps: dict[str, dict[str, str]] = not_outcome(default_factory=dict)
 
 
 @dataclass
@@ -142,6 +183,15 @@ def non_outcome_keys(group: str) -> set[str]:
     return {f.name for f in fields(schema) if f.metadata.get("outcome") is False} if schema else set()
 
 
+def id_part(group: str, value: dict) -> dict:
+    """The part of a config group's resolved value that enters the run id: less its `not_outcome`
+    keys, and less each `added_later` key that still has its old-behaviour value."""
+    schema = SCHEMAS.get(group)
+    omits = {f.name: f.metadata["id_omits"] for f in fields(schema) if "id_omits" in f.metadata} if schema else {}
+    skip = non_outcome_keys(group)
+    return {k: v for k, v in value.items() if k not in skip and not (k in omits and v == omits[k])}
+
+
 def compose(*overrides: str, config_dir=None) -> DictConfig:
     """The run config for command-line `overrides`, composed from conf/ (or `config_dir`) as
     `python -m childtuning.train` composes it (not yet validated)."""
@@ -169,13 +219,73 @@ def _merge(raw: dict) -> DictConfig:
     try:
         merged = OmegaConf.merge(schema, raw)
     except OmegaConfBaseException as e:
-        key = getattr(e, "full_key", None) or ""
-        raise InputError(f"config error at `{key}`: {e.msg if hasattr(e, 'msg') else e}. "
-                         "Check the key's spelling and type against conf/ (unknown keys are errors).") from None
+        raise _merge_error(e) from None
     missing = sorted(OmegaConf.missing_keys(merged))
     check(not missing, f"config value(s) missing: {', '.join(missing)}. Each needs a value, from its group's file "
                        "under conf/ or an override such as method.keep_ratio=0.3")
     return merged
+
+
+def _merge_error(e: OmegaConfBaseException, where: str = "") -> InputError:
+    key = getattr(e, "full_key", None) or ""
+    return InputError(f"config error at `{where}{key}`: {e.msg if hasattr(e, 'msg') else e}. "
+                      "Check the key's spelling and type against conf/ (unknown keys are errors).")
+
+
+def check_task(t: DictConfig) -> None:
+    """The checks of one task's config (a run's task, or a task evaluated as a target)."""
+    unknown = [x for x in t.metrics if x not in METRICS]
+    check(not unknown, f"task {t.name}: unknown metric(s) {unknown}; known: {sorted(METRICS)}")
+    check(t.main_metric in t.metrics, f"task {t.name}: main_metric {t.main_metric!r} is not in metrics {list(t.metrics)}")
+    check(t.regression == (t.labels is None), f"task {t.name}: a regression task has labels: null, a classification task a list of labels")
+    check(bool(t.text_fields), f"task {t.name}: text_fields is empty")
+    if t.local.files:
+        for f_ in list(t.text_fields) + [t.label_field]:
+            check(f_ in t.local.columns, f"task {t.name}: field {f_!r} is not in local.columns {list(t.local.columns)}")
+        odd = sorted(set(t.local.rename.values()) - set(t.local.columns))
+        check(not odd, f"task {t.name}: local.rename maps to {odd}, which local.columns {list(t.local.columns)} lacks")
+    labels = set(t.labels or [])
+    for where, codes in (("local.label_codes", t.local.label_codes), ("hub.label_codes", t.hub.label_codes)):
+        bad = sorted({v for v in (codes or {}).values()} - labels)
+        check(not bad, f"task {t.name}: {where} maps to {bad}, which are not among its labels {sorted(labels)}")
+    for name, pairs in t.label_maps.items():
+        bad = sorted(set(pairs.values()) - labels)
+        check(not bad, f"task {t.name}: label_maps.{name} maps to {bad}, which are not among its labels "
+                       f"{list(t.labels or [])} (a map reads another task's predictions as this task's labels)")
+    declared = set(t.local.files) | set(t.hub.splits)
+    if t.resplit is not None:
+        check(t.resplit.source in declared, f"task {t.name}: resplit.source={t.resplit.source!r} is not a declared split "
+                                            f"{sorted(declared)} (local.files or hub.splits)")
+        check(t.resplit.train_size > 0, f"task {t.name}: resplit.train_size={t.resplit.train_size}; use a positive number")
+        check(not t.regression, f"task {t.name}: resplit draws a label-stratified train set; it needs a classification task")
+        declared |= {"train", "dev"}
+    for split in ("train", "dev"):
+        check(split in declared, f"task {t.name}: no {split} split; declare its file in local.files or its hub "
+                                 f"name in hub.splits (declared: {sorted(declared)})")
+    check(t.max_train_samples is None or t.max_train_samples > 0,
+          f"task.max_train_samples={t.max_train_samples}: use a positive number, or null for the whole training set")
+    check(not (t.stratified_subsample and t.regression),
+          f"task {t.name}: stratified_subsample needs class labels; a regression task takes a random subset "
+          "(task.stratified_subsample=false)")
+
+
+def load_task_config(name: str, config_dir=None) -> DictConfig:
+    """Task `name` as conf/task/<name>.yaml declares it, merged onto its schema and checked: how a
+    task that is not the run's own (an evaluation target) is read."""
+    from . import REPO_ROOT
+
+    folder = Path(config_dir or REPO_ROOT / "conf") / "task"
+    path = folder / f"{name}.yaml"
+    known = sorted(p.stem for p in folder.glob("*.yaml"))
+    check(path.is_file(), f"unknown task {name!r}: no file {path}; known tasks: {known}")
+    try:
+        task = OmegaConf.merge(OmegaConf.structured(TaskConfig), OmegaConf.load(path))
+    except OmegaConfBaseException as e:
+        raise _merge_error(e, "task.") from None
+    missing = sorted(OmegaConf.missing_keys(task))
+    check(not missing, f"{path}: value(s) missing: {', '.join(missing)}")
+    check_task(task)
+    return task
 
 
 def validate(cfg: DictConfig) -> DictConfig:
@@ -189,15 +299,7 @@ def validate(cfg: DictConfig) -> DictConfig:
     check(md.source in MODEL_SOURCES, f"model.source={md.source!r}; use one of {MODEL_SOURCES}")
     check(md.source != "hub" or bool(md.pretrained), f"model {md.name}: source=hub needs model.pretrained (a hub id or path)")
     check(md.padding_side in ("left", "right"), f"model.padding_side={md.padding_side!r}; use left or right")
-    unknown = [x for x in t.metrics if x not in METRICS]
-    check(not unknown, f"task {t.name}: unknown metric(s) {unknown}; known: {sorted(METRICS)}")
-    check(t.main_metric in t.metrics, f"task {t.name}: main_metric {t.main_metric!r} is not in metrics {list(t.metrics)}")
-    check(t.regression == (t.labels is None), f"task {t.name}: a regression task has labels: null, a classification task a list of labels")
-    check(bool(t.text_fields), f"task {t.name}: text_fields is empty")
-    for f_ in list(t.text_fields) + [t.label_field]:
-        check(f_ in t.local.columns, f"task {t.name}: field {f_!r} is not in local.columns {list(t.local.columns)}")
-    check(t.max_train_samples is None or t.max_train_samples > 0,
-          f"task.max_train_samples={t.max_train_samples}: use a positive number, or null for the whole training set")
+    check_task(t)
     check(tr.epochs > 0 and tr.batch_size > 0 and tr.lr > 0 and tr.max_length > 0,
           "trainer.epochs, trainer.batch_size, trainer.lr and trainer.max_length must be positive")
     check(0 <= tr.warmup_ratio <= 1, f"trainer.warmup_ratio={tr.warmup_ratio} not in [0, 1]")

@@ -1,119 +1,31 @@
-"""Task data: read a GLUE-format folder or the hub, subsample, tokenize (cached), batch."""
+"""Task data: load a task's splits (readers.py, subsets.py), tokenize (cached), batch."""
 from __future__ import annotations
 
 import hashlib
 import json
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from . import REPO_ROOT
-from .errors import InputError
+from .readers import Split, glue_dir_candidates, read_split  # noqa: F401 (used as data.*)
+from .subsets import resplit, subsample, training_subset  # noqa: F401 (used as data.*)
+
+RUN_SPLITS = ("train", "dev")   # what a fine-tuning run reads; evaluation targets name others
 
 
-@dataclass
-class Split:
-    texts: list[tuple[str, ...]]
-    labels: list            # class indices, or floats for regression
-    source: str             # file path or hub id, for messages and the record
-
-    def __len__(self):
-        return len(self.labels)
-
-
-def glue_dir_candidates(configured: str | None) -> list[Path]:
-    """Where local task folders are looked for, in order: paths.glue_dir ($GLUE_DIR),
-    data/glue in the repository, ../shared/data/glue beside it."""
-    if configured:
-        return [Path(configured).expanduser()]
-    return [REPO_ROOT / "data" / "glue", REPO_ROOT.parent / "shared" / "data" / "glue"]
-
-
-def _hint(task) -> str:
-    return (f"Point the run at a folder of GLUE-format task folders with `paths.glue_dir=/path/to/glue` "
-            f"or the environment variable GLUE_DIR (it must contain {task.local.folder}/"
-            f"{task.local.files.train}), or make the hub dataset {task.hub.path}/{task.hub.name} reachable.")
-
-
-def read_local_split(task, folder: Path, split: str) -> Split:
-    path = folder / task.local.files[split]
-    if not path.is_file():
-        raise InputError(f"task {task.name}: missing data file {path}. {_hint(task)}")
-    columns = list(task.local.columns)
-    text_idx = [columns.index(f) for f in task.text_fields]
-    label_idx = columns.index(task.label_field)
-    labels_known = None if task.regression else [str(x) for x in task.labels]
-    texts, labels = [], []
-    # utf-8-sig drops MRPC's byte-order mark; no quote processing (GLUE text holds bare quotes).
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        lines = f.read().split("\n")
-    for lineno, line in enumerate(lines, start=1):
-        line = line.rstrip("\r")
-        if (lineno == 1 and task.local.header) or not line:
-            continue
-        fields = line.split("\t")
-        if len(fields) != len(columns):
-            raise InputError(f"{path}:{lineno}: malformed row with {len(fields)} tab-separated fields, "
-                             f"expected {len(columns)} ({', '.join(columns)}); fix or remove the row")
-        raw = fields[label_idx].strip()
-        if task.regression:
-            try:
-                label = float(raw)
-            except ValueError:
-                raise InputError(f"{path}:{lineno}: label {raw!r} is not a number (task {task.name} is a regression)") from None
-        else:
-            if raw not in labels_known:
-                raise InputError(f"{path}:{lineno}: label {raw!r} is not one of task {task.name}'s labels "
-                                 f"{labels_known}; fix the row or the task's `labels`")
-            label = labels_known.index(raw)
-        texts.append(tuple(fields[i] for i in text_idx))
-        labels.append(label)
-    return Split(texts, labels, str(path))
-
-
-def read_hub_split(task, split: str) -> Split:
-    import datasets  # imported lazily: slow, and not needed for local data
-
-    hub_split = {"train": "train", "dev": "validation"}[split]
-    try:
-        ds = datasets.load_dataset(task.hub.path, task.hub.name, split=hub_split)
-    except Exception as e:  # no network, no cache
-        raise InputError(f"task {task.name}: no local copy found (looked in "
-                         f"{', '.join(map(str, glue_dir_candidates(None)))}) and the hub dataset "
-                         f"{task.hub.path}/{task.hub.name} could not be loaded ({type(e).__name__}: {e}). "
-                         f"{_hint(task)}") from None
-    fields = list(task.hub.get("text_fields") or task.text_fields)
-    texts = list(zip(*[ds[f] for f in fields]))
-    labels = list(ds[task.hub.get("label_field") or task.label_field])
-    if not task.regression:
-        bad = [x for x in labels if not 0 <= int(x) < len(task.labels)]
-        if bad:
-            raise InputError(f"hub {task.hub.path}/{task.hub.name}: label {bad[0]} outside task {task.name}'s "
-                             f"{len(task.labels)} labels (unlabelled test split?)")
-    return Split(texts, labels, f"hub:{task.hub.path}/{task.hub.name}:{hub_split}")
-
-
-def load_task(task, glue_dir: str | None) -> dict[str, Split]:
-    """Train and dev splits of `task`, from the first local folder that has it, else the hub."""
-    for root in glue_dir_candidates(glue_dir):
-        folder = root / task.local.folder
-        if folder.is_dir():
-            return {s: read_local_split(task, folder, s) for s in ("train", "dev")}
-        if glue_dir:  # explicitly configured: do not fall through silently
-            raise InputError(f"task {task.name}: folder {folder} does not exist under paths.glue_dir={glue_dir}. "
-                             f"{_hint(task)}")
-    return {s: read_hub_split(task, s) for s in ("train", "dev")}
-
-
-def subsample(split: Split, n: int | None, generator: torch.Generator) -> Split:
-    """A seeded random subset of `n` examples (order kept as in the file); None = all."""
-    if n is None or n >= len(split):
-        return split
-    idx = sorted(torch.randperm(len(split), generator=generator)[:n].tolist())
-    return Split([split.texts[i] for i in idx], [split.labels[i] for i in idx], split.source)
+def load_task(task, glue_dir: str | None, splits=RUN_SPLITS) -> dict[str, Split]:
+    """The named splits of `task` (each from its local file, else the hub: childtuning/readers.py).
+    A task with `resplit` cuts train and dev from one declared split (childtuning/subsets.py)."""
+    out = {}
+    if task.resplit is not None and {"train", "dev"} & set(splits):
+        pool = read_split(task, task.resplit.source, glue_dir)
+        out["train"], out["dev"] = resplit(pool, task.resplit.train_size, task.resplit.seed, task.name)
+    for split in splits:
+        if split not in out:
+            out[split] = read_split(task, split, glue_dir)
+    return {s: out[s] for s in splits}
 
 
 def fingerprint(split: Split) -> str:

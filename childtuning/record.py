@@ -21,14 +21,15 @@ OUTCOME_KEYS = ("model", "task", "method", "trainer", "seed")
 def outcome(resolved: dict) -> dict:
     """The part of a resolved run config that decides what the run computes: model, task, method
     (this run's method only), trainer and seed, less the keys a schema marks `not_outcome` (where
-    the data files are, whether to checkpoint), plus a precision other than fp32 and the packed
-    layout. Not: paths, logging, device, threads, the experiment."""
-    from .config import non_outcome_keys
+    the data files are, whether to checkpoint) and the `added_later` keys still at their old
+    value, plus a precision other than fp32 and the packed layout. Not: paths, logging, device,
+    threads, the experiment."""
+    from .config import id_part
 
     out = {}
     for key in OUTCOME_KEYS:
         value = resolved[key]
-        out[key] = {k: v for k, v in value.items() if k not in non_outcome_keys(key)} if isinstance(value, dict) else value
+        out[key] = id_part(key, value) if isinstance(value, dict) else value
     if resolved["impl"]["precision"] != "fp32":   # autocast changes the numbers; fp32 ids carry no key
         out["precision"] = resolved["impl"]["precision"]
     if uses_packing(resolved):                      # padded runs (all runs before packing) carry no key

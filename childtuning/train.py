@@ -38,9 +38,7 @@ def device_for(impl) -> torch.device:
 def load_data(cfg) -> dict[str, data.Split]:
     """Read, subsample and check the task data (cheap; runs before any model is loaded)."""
     splits = data.load_task(cfg.task, cfg.paths.glue_dir)
-    sub_seed = cfg.seed if cfg.task.subsample_seed is None else cfg.task.subsample_seed
-    splits["train"] = data.subsample(splits["train"], cfg.task.max_train_samples,
-                                     seeding.generator(sub_seed, "subsample"))
+    splits["train"] = data.training_subset(splits["train"], cfg.task, cfg.seed)
     for name, split in splits.items():
         if len(split) == 0:
             raise InputError(f"task {cfg.task.name}: the {name} set is empty ({split.source}); "

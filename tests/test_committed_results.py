@@ -32,23 +32,58 @@ def test_tables_reproduce_from_records(experiment, tmp_path):
     assert plots == sorted(p.name for p in (tmp_path / experiment / "plots").glob("*.png"))
 
 
-@pytest.mark.skipif(not COMMITTED, reason="no aggregated experiment under results/")
-@pytest.mark.parametrize("experiment", COMMITTED)
-def test_relaunch_finds_every_committed_run(experiment):
-    """Each job the experiment's sweep launches composes, under today's configs and run-id rule, to
-    the id of a committed record: a relaunch skips them all (a config change that silently moved
-    run ids, such as a new default, fails here)."""
+def sweep_jobs(experiment: str) -> list[list[str]]:
+    """The override list of each job the experiment's sweep launches (Hydra's basic sweeper)."""
     from hydra import compose, initialize_config_dir
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from childtuning.config import validate
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        params = compose("config", overrides=[f"exp={experiment}"], return_hydra_config=True).hydra.sweeper.params
+    parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
+    return [[f"exp={experiment}", *job] for job in BasicSweeper.split_arguments(parsed, max_batch_size=None)[0]]
+
+
+@pytest.mark.skipif(not COMMITTED, reason="no aggregated experiment under results/")
+@pytest.mark.parametrize("experiment", COMMITTED)
+def test_relaunch_finds_every_committed_run(experiment):
+    """Each job the experiment's sweep launches composes, under today's configs and run-id rule, to
+    a distinct run id, and every committed record is one of them: a relaunch skips them all (a
+    config change that silently moved run ids, such as a new default, fails here)."""
+    from childtuning.config import compose, validate
     from childtuning.record import run_id
 
     have = {p.stem for p in (REPO / "results" / experiment / "runs").glob("*.json")}
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        params = compose("config", overrides=[f"exp={experiment}"], return_hydra_config=True).hydra.sweeper.params
-        parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
-        jobs = BasicSweeper.split_arguments(parsed, max_batch_size=None)[0]
-        ids = {run_id(validate(compose("config", overrides=[f"exp={experiment}", *job]))) for job in jobs}
-    assert len(ids) == len(jobs) and ids <= have, f"no committed record for {sorted(ids - have)[:3]} ..."
+    jobs = sweep_jobs(experiment)
+    ids = {run_id(validate(compose(*job))) for job in jobs}
+    assert len(ids) == len(jobs), f"experiments/{experiment}.yaml: two jobs compose to one run id"
+    assert have <= ids, f"results/{experiment}: records {sorted(have - ids)[:3]} are not runs of today's grid"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not COMMITTED, reason="no aggregated experiment under results/")
+@pytest.mark.parametrize("experiment", COMMITTED)
+def test_composed_grid_reads_the_committed_data(experiment):
+    """Each committed record's data (train subset and dev set) is what the readers and the
+    subset rule give today: same fingerprints and sizes (needs the real GLUE files)."""
+    import json
+
+    from conftest import REAL_GLUE, has_real_glue
+    from childtuning.config import compose, validate
+    from childtuning.data import fingerprint
+    from childtuning.record import run_id
+    from childtuning.train import load_data
+
+    if not has_real_glue("CoLA", "RTE", "MRPC", "STS-B"):
+        pytest.skip(f"no real GLUE data under {REAL_GLUE}")
+    records = {p.stem: json.loads(p.read_text()) for p in (REPO / "results" / experiment / "runs").glob("*.json")}
+    seen = {}
+    for overrides in sweep_jobs(experiment):
+        cfg = validate(compose(*overrides, f"paths.glue_dir={REAL_GLUE}"))
+        rec = records.get(run_id(cfg))
+        if rec is None:                # an experiment still running has records for part of its grid
+            continue
+        key = (cfg.task.name, cfg.seed, cfg.task.max_train_samples)   # the data depend on these only
+        if key not in seen:
+            seen[key] = {s: {"size": len(v), "fingerprint": fingerprint(v)} for s, v in load_data(cfg).items()}
+        assert seen[key] == {s: {k: d[k] for k in ("size", "fingerprint")} for s, d in rec["data"].items()}, rec["run_id"]

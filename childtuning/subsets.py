@@ -1,0 +1,85 @@
+"""Training subsets and resplits: a uniform random subset (the first release's rule) or a
+label-stratified one with exact per-label counts, and a split cut into train and the rest.
+
+Stratified counts: the n examples are shared out in proportion to each label's count in the pool,
+rounded by largest remainder: every label gets the floor of its exact quota n * n_label / N, and
+the examples still missing (fewer than the number of labels) go one each to the labels with the
+largest remainders, the earlier label in task.labels first on a tie. So the counts sum to n
+exactly, each is within one of its exact quota, and none exceeds what the pool has.
+"""
+from __future__ import annotations
+
+import torch
+
+from . import seeding
+from .errors import InputError
+from .readers import Split
+
+
+def _take(split: Split, idx: list[int], source: str | None = None) -> Split:
+    return Split([split.texts[i] for i in idx], [split.labels[i] for i in idx], source or split.source)
+
+
+def subsample(split: Split, n: int | None, generator: torch.Generator) -> Split:
+    """A seeded uniform random subset of `n` examples (order kept as in the file); None = all.
+    The first release's rule: the committed records of table1_cpu and lr_search_* used it."""
+    if n is None or n >= len(split):
+        return split
+    idx = sorted(torch.randperm(len(split), generator=generator)[:n].tolist())
+    return _take(split, idx)
+
+
+def stratified_counts(label_counts: list[int], n: int) -> list[int]:
+    """How many examples of each label an `n`-example stratified subset takes (module docstring)."""
+    total = sum(label_counts)
+    if n >= total:
+        return list(label_counts)
+    floors = [n * c // total for c in label_counts]
+    remainders = [n * c % total for c in label_counts]
+    for k in sorted(range(len(label_counts)), key=lambda k: (-remainders[k], k))[: n - sum(floors)]:
+        floors[k] += 1
+    return floors
+
+
+def stratified_indices(labels: list[int], n: int, generator: torch.Generator) -> list[int]:
+    """Positions of a stratified `n`-subset of `labels` (class indices), in file order: per label
+    (in index order), its count of positions drawn by one seeded permutation each."""
+    by_label: dict[int, list[int]] = {}
+    for i, y in enumerate(labels):
+        by_label.setdefault(int(y), []).append(i)
+    order = sorted(by_label)
+    counts = stratified_counts([len(by_label[y]) for y in order], n)
+    chosen = []
+    for y, count in zip(order, counts):
+        pool = by_label[y]
+        chosen += [pool[j] for j in torch.randperm(len(pool), generator=generator)[:count].tolist()]
+    return sorted(chosen)
+
+
+def stratified_subsample(split: Split, n: int | None, generator: torch.Generator) -> Split:
+    """A label-stratified subset of `n` examples with exact per-label counts; None = all."""
+    if n is None or n >= len(split):
+        return split
+    return _take(split, stratified_indices(split.labels, n, generator))
+
+
+def training_subset(train: Split, task, run_seed: int) -> Split:
+    """The run's training set: task.max_train_samples examples (null: all), drawn from the
+    "subsample" stream of task.subsample_seed (null: the run's seed, so each seed its own subset;
+    a number: one subset for every method and seed), stratified when task.stratified_subsample."""
+    seed = run_seed if task.subsample_seed is None else task.subsample_seed
+    draw = stratified_subsample if task.stratified_subsample else subsample
+    return draw(train, task.max_train_samples, seeding.generator(seed, "subsample"))
+
+
+def resplit(pool: Split, train_size: int, seed: int, task_name: str = "") -> tuple[Split, Split]:
+    """(train, dev): a label-stratified `train_size` subset of `pool` drawn from the "resplit"
+    stream of `seed`, and every other example of `pool` (both in file order)."""
+    if not 0 < train_size < len(pool):
+        raise InputError(f"task {task_name}: resplit.train_size={train_size} leaves no dev set from {pool.source} "
+                         f"({len(pool)} examples); use a size below {len(pool)}")
+    chosen = stratified_indices(pool.labels, train_size, seeding.generator(seed, "resplit"))
+    taken = set(chosen)
+    rest = [i for i in range(len(pool)) if i not in taken]
+    return (_take(pool, chosen, f"{pool.source} (resplit: {train_size} label-stratified, seed {seed})"),
+            _take(pool, rest, f"{pool.source} (resplit: the other {len(rest)})"))
