@@ -170,6 +170,9 @@ class RunConfig:
     experiment: str = "default"
     force: bool = False
     reuse: bool = True         # copy a complete record of the same run id from another experiment
+    # Other tasks' splits to score the final model on ("task:split" or {task, split, label_map});
+    # validate() rewrites each entry into its explicit form (childtuning/targets.py).
+    targets: list[Any] = field(default_factory=list)
     table: Any = None          # experiment files: the table layout (read by the aggregator only)
 
 
@@ -310,4 +313,6 @@ def validate(cfg: DictConfig) -> DictConfig:
           f"impl.device={impl.device!r}; use auto, cpu or cuda")
     check(merged.logger.name in ("none", "wandb"), f"logger={merged.logger.name!r}; use none or wandb")
     methods.REGISTRY[merged.method.name].check(merged)
+    from . import targets
+    merged.targets = targets.resolve(merged.task, merged.targets)
     return merged

@@ -20,11 +20,11 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from . import SCHEMA_VERSION, data, methods, seeding
+from . import SCHEMA_VERSION, data, methods, seeding, targets
 from .config import validate
 from .errors import InputError
 from .logger import Logger
-from .loop import train
+from .loop import autocast_for, predict, train
 from .models import build_model, build_tokenizer
 from .record import read_complete, run_id, runs_dir, versions, write_atomic
 
@@ -53,14 +53,26 @@ def tokenize_splits(cfg, splits: dict[str, data.Split]):
     return tokenizer, features
 
 
+def collator(cfg, tokenizer, regression: bool):
+    return data.Collator(tokenizer, regression, cfg.trainer.max_length if cfg.trainer.pad_to_max_length else None)
+
+
+def eval_loader(cfg, tokenizer, features: list[dict], regression: bool) -> data.BatchLoader:
+    """Evaluation batches, sorted by length (metrics ignore the order)."""
+    return data.BatchLoader(features, cfg.impl.eval_batch_size, collator(cfg, tokenizer, regression), by_length=True)
+
+
 def build_loaders(cfg, tokenizer, features: dict) -> tuple[data.BatchLoader, data.BatchLoader]:
     """Training batches in the order of the run's "data" stream; dev batches sorted by length."""
-    collate = data.Collator(tokenizer, cfg.task.regression,
-                            cfg.trainer.max_length if cfg.trainer.pad_to_max_length else None)
-    train_loader = data.BatchLoader(features["train"], cfg.trainer.batch_size, collate,
+    train_loader = data.BatchLoader(features["train"], cfg.trainer.batch_size, collator(cfg, tokenizer, cfg.task.regression),
                                     seeding.generator(cfg.seed, "data"), cfg.impl.progress_bar)
-    dev_loader = data.BatchLoader(features["dev"], cfg.impl.eval_batch_size, collate, by_length=True)
-    return train_loader, dev_loader
+    return train_loader, eval_loader(cfg, tokenizer, features["dev"], cfg.task.regression)
+
+
+def target_loaders(cfg, tokenizer, target_list: list[targets.Target]) -> list[data.BatchLoader]:
+    """Each evaluation target's batches, tokenized with the run's tokenizer (cached by content)."""
+    return [eval_loader(cfg, tokenizer, data.tokenize(t.split, tokenizer, cfg.trainer.max_length, cfg.paths.cache),
+                        regression=False) for t in target_list]
 
 
 def init_model(cfg, tokenizer, device: torch.device) -> torch.nn.Module:
@@ -75,8 +87,9 @@ def build_method(cfg) -> methods.Method:
 
 
 def build_record(cfg, rid: str, splits: dict, device: torch.device, started: str, state: dict | None,
-                 error: str | None, method: methods.Method, artifacts: dict) -> dict:
-    """The run record. `state`: what loop.train returned, or None when the run failed with `error`."""
+                 error: str | None, method: methods.Method, artifacts: dict, target_results: dict | None = None) -> dict:
+    """The run record. `state`: what loop.train returned (with `target_seconds` when targets were
+    evaluated), or None when the run failed with `error`."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
     history = state["history"] if state else []
     final = history[-1] if history else None
@@ -98,6 +111,8 @@ def build_record(cfg, rid: str, splits: dict, device: torch.device, started: str
         "history": history, "steps": state["step"] if state else 0,
         "train_seconds": state["seconds"] if state else None,
         "prepare_seconds": state["prepare_seconds"] if state else None,
+        **({"targets": target_results or {}, "target_seconds": state.get("target_seconds") if state else None}
+           if cfg.targets else {}),
         "method_stats": method.stats() if state else {}, "artifacts": artifacts,
         "data": {s: {"source": splits[s].source, "size": len(splits[s]), "fingerprint": data.fingerprint(splits[s])}
                  for s in splits},
@@ -143,25 +158,31 @@ def run(cfg: DictConfig) -> dict:
         if reused is not None:
             return reused
     splits = load_data(cfg)                       # bad data fails here, before the model loads
+    target_list = targets.load(cfg)
     if cfg.impl.num_threads:
         torch.set_num_threads(cfg.impl.num_threads)
     device = device_for(cfg.impl)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     tokenizer, features = tokenize_splits(cfg, splits)
     train_loader, dev_loader = build_loaders(cfg, tokenizer, features)
+    extra_loaders = target_loaders(cfg, tokenizer, target_list)
     model = init_model(cfg, tokenizer, device)
     method = build_method(cfg)
     log = Logger(cfg.logger, rid, OmegaConf.to_container(cfg, resolve=True))
     checkpoint = Path(cfg.paths.results) / cfg.experiment / "checkpoints" / f"{rid}.pt" if cfg.trainer.checkpoint else None
 
-    state, error = None, None
+    state, error, target_results = None, None, None
     try:
         state = train(model, method, train_loader, dev_loader, cfg, device, log, checkpoint)
+        if target_list and state["status"] == "ok":   # the final model, in eval mode, on each target
+            autocast, _ = autocast_for(cfg.impl.precision, device)
+            target_results, state["target_seconds"] = targets.evaluate(model, target_list, extra_loaders, device,
+                                                                       autocast, predict)
     except Exception as e:  # noqa: BLE001 - recorded as a failed run, never dropped
         traceback.print_exc()
-        error = f"{type(e).__name__}: {e}"
+        error, state = f"{type(e).__name__}: {e}", None
     artifacts = method.save_artifacts(out.parent / "artifacts" / rid) if state else {}
-    record = build_record(cfg, rid, splits, device, started, state, error, method, artifacts)
+    record = build_record(cfg, rid, splits, device, started, state, error, method, artifacts, target_results)
     write_atomic(record_path, record)
     if checkpoint is not None and checkpoint.exists():
         checkpoint.unlink()
