@@ -44,12 +44,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
-from torch.nn.functional import cross_entropy, mse_loss, binary_cross_entropy_with_logits
+from torch.nn.functional import binary_cross_entropy_with_logits, cross_entropy, mse_loss
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from .errors import InputError
-
-PACKED_KEYS = ("input_ids", "token_type_ids", "example_ids", "token_positions", "first_token_index", "labels")
 
 
 @dataclass(frozen=True)
@@ -115,6 +113,12 @@ def is_packed(batch: dict) -> bool:
 def num_examples(batch: dict) -> int:
     return len(batch["labels"]) if "labels" in batch else (
         len(batch["first_token_index"]) if is_packed(batch) else len(batch["input_ids"]))
+
+
+def token_counts(batch: dict) -> tuple[int, int]:
+    """(real tokens, token positions computed on) of a packed or padded batch: throughput on real tokens."""
+    real = batch["example_ids"] >= 0 if is_packed(batch) else batch["attention_mask"].bool()
+    return int(real.sum()), real.numel()
 
 
 # ---------------------------------------------------------------- layout (CPU, in the collator)

@@ -91,7 +91,7 @@ def assert_same(a, b):
 # ---------------------------------------------------------------- layout
 def test_collator_keeps_batch_order_and_packs_rows():
     feats = features("bert")
-    packed, _ = both_layouts("bert", feats)
+    packed, padded = both_layouts("bert", feats)
     assert packed["labels"].tolist() == [f["labels"] for f in feats]
     assert packing.unpack(packed) == feats                       # every token, type and label, in batch order
     ids, ex = packed["input_ids"].reshape(-1), packed["example_ids"].reshape(-1)
@@ -102,7 +102,8 @@ def test_collator_keeps_batch_order_and_packs_rows():
     # first-fit decreasing: 150 tokens in rows of 32 fit in 5 rows, the 32-token example alone in one
     assert packed["input_ids"].shape[0] == 5
     assert (packed["example_ids"] == 1).sum(dim=1).max().item() == ROW
-    assert ((packed["example_ids"] >= 0).sum().item()) == sum(LENGTHS)
+    assert packing.token_counts(packed) == (sum(LENGTHS), 5 * packed["input_ids"].shape[1])
+    assert packing.token_counts(padded) == (sum(LENGTHS), len(LENGTHS) * ROW)
     # every query attends to something (a row's tail to the tail): no softmax over only masked keys,
     # which some GPU kernels turn into NaN
     mask = packing.attention_mask(packed["example_ids"], "sdpa", torch.float32)
