@@ -1,0 +1,308 @@
+"""Packed batches: a batch's examples laid end to end in rows, block-diagonal attention, exact logits.
+
+Today's `data.Collator` pads every example of a batch to the batch's longest, so a 16-example RTE
+batch computes on ~125 positions per example while the mean example holds 67 tokens.
+`PackedCollator` lays the SAME examples (same batch, same optimizer step) end to end in rows of at
+most `row_length` tokens (first-fit decreasing by length); `forward` runs the encoder with a
+block-diagonal mask built on the device, so no token attends outside its own example, restarts
+position and token type ids per example, and applies the model's own classification head to each
+example's first token. Logits and labels come back in the batch's order.
+
+A packed batch is a dict of tensors (R rows, row width W <= row_length, N examples):
+
+    input_ids          [R, W] long   token ids of the examples, end to end; the tail of a row
+                                      (after its last example) holds the pad id
+    token_type_ids     [R, W] long   the examples' own segment ids (only if the features have them)
+    example_ids        [R, W] long   which example (0..N-1, in batch order) each token belongs to;
+                                      -1 on a row's tail. The attention mask is built from it on
+                                      the device: a token sees exactly the tokens with the same id
+                                      in its row (tail tokens see their row's tail, so no query row
+                                      of the mask is empty and no softmax sees only -inf)
+    token_positions    [R, W] long   position of each token inside its own example, from 0 (tail: 0);
+                                      `forward` adds the architecture's offset (RoBERTa: pad id + 1)
+    first_token_index  [N]    long   flat index (row * W + column) of each example's first token,
+                                      in batch order: where its [CLS] / <s> sits
+    labels             [N]           in batch order (float32 for regression, long for classes)
+
+An ordinary padded batch (`data.Collator`: input_ids, attention_mask, [token_type_ids], labels)
+goes through the same functions unchanged, so callers use `forward` for both layouts.
+
+Perturbing input embeddings (R3F): `embeds = input_embeddings(model, batch)` gives the word
+embeddings of the batch's tokens in the batch's own layout ([R, W, E] packed, [B, T, E] padded);
+`forward(model, batch, inputs_embeds=embeds + noise)` runs the same model on them. On a packed
+batch `forward` always passes explicit position ids, so RoBERTa's positions are the ones it
+computes from input ids for an unpadded example (pad id + 1 + index), not the ones it would guess
+from `inputs_embeds` alone.
+
+Exactness: packed and padded batches give the same logits, loss and gradients up to float32
+summation order (different matrix shapes), not bitwise; with dropout on, the dropout masks are
+drawn over different shapes, so a training run's trajectory differs like a different dropout seed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch.nn.functional import binary_cross_entropy_with_logits, cross_entropy, mse_loss
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """How to run one *ForSequenceClassification model of transformers 5 on a packed batch."""
+    base: str                                          # attribute holding the encoder (BertModel, ...)
+    head: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor]  # (model, first tokens [N, 1, H]) -> logits
+    position_offset: Callable[[object], int]           # config -> id of an example's first position
+
+
+def _bert_head(model, first):
+    # BertForSequenceClassification: pooler (dense + tanh on token 0), dropout, classifier.
+    return model.classifier(model.dropout(model.bert.pooler(first)))
+
+
+def _own_head(model, first):
+    # RobertaClassificationHead / ElectraClassificationHead read features[:, 0] themselves.
+    return model.classifier(first)
+
+
+# Architectures whose every layer attends only through the additive / boolean mask (absolute
+# positions, no relative attention). XLNet is absent: its relative attention and two-stream
+# layout keep dynamic padding.
+ARCHITECTURES = {
+    "bert": Architecture("bert", _bert_head, lambda config: 0),
+    # RobertaEmbeddings.create_position_ids_from_input_ids: positions start at padding_idx + 1.
+    "roberta": Architecture("roberta", _own_head, lambda config: config.pad_token_id + 1),
+    "electra": Architecture("electra", _own_head, lambda config: 0),
+}
+
+
+def _bool_mask(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return allowed                                      # sdpa: True = attend
+
+
+def _additive_mask(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    # The same values transformers' eager_mask makes from a boolean mask: 0 or the dtype's minimum.
+    zero = torch.zeros((), dtype=dtype, device=allowed.device)
+    return torch.where(allowed, zero, torch.finfo(dtype).min)
+
+
+# Attention implementations that take a prepared 4D mask as is (create_bidirectional_mask returns
+# a 4D mask unchanged), and the mask each one needs.
+MASK_FOR_ATTENTION = {"sdpa": _bool_mask, "eager": _additive_mask}
+
+
+def _config(model_or_config):
+    return getattr(model_or_config, "config", model_or_config)
+
+
+def packable(model_or_config) -> bool:
+    """Whether `forward` can run this model on packed batches (else: dynamic padding)."""
+    config = _config(model_or_config)
+    attention = getattr(config, "_attn_implementation", None)
+    return (config.model_type in ARCHITECTURES and not getattr(config, "is_decoder", False)
+            and (attention is None or attention in MASK_FOR_ATTENTION))
+
+
+def is_packed(batch: dict) -> bool:
+    return "example_ids" in batch
+
+
+def num_examples(batch: dict) -> int:
+    return len(batch["labels"]) if "labels" in batch else (
+        len(batch["first_token_index"]) if is_packed(batch) else len(batch["input_ids"]))
+
+
+def token_counts(batch: dict) -> tuple[int, int]:
+    """(real tokens, token positions computed on) of a packed or padded batch: throughput on real tokens."""
+    real = batch["example_ids"] >= 0 if is_packed(batch) else batch["attention_mask"].bool()
+    return int(real.sum()), real.numel()
+
+
+# ---------------------------------------------------------------- layout (CPU, in the collator)
+def first_fit_decreasing(lengths: list[int], capacity: int) -> list[list[int]]:
+    """Rows of example indices: longest first, each into the first row with room (ties: batch order)."""
+    rows, free = [], []
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        for r, room in enumerate(free):
+            if lengths[i] <= room:
+                rows[r].append(i)
+                free[r] -= lengths[i]
+                break
+        else:
+            rows.append([i])
+            free.append(capacity - lengths[i])
+    return rows
+
+
+def pack(features: list[dict], row_length: int, pad_id: int, pad_type_id: int = 0,
+         regression: bool = False) -> dict[str, torch.Tensor]:
+    """A packed batch (see the module docstring) of unpadded `features`, rows at most `row_length` wide."""
+    if not features:
+        raise InputError("cannot pack an empty batch")
+    lengths = [len(f["input_ids"]) for f in features]
+    if min(lengths) < 1 or max(lengths) > row_length:
+        raise InputError(f"packing needs examples of 1..{row_length} tokens, got lengths {min(lengths)}..{max(lengths)}; "
+                         f"tokenize with truncation to max_length <= the packing row length ({row_length})")
+    rows = first_fit_decreasing(lengths, row_length)
+    width = max(sum(lengths[i] for i in row) for row in rows)   # rows no wider than the fullest one
+    has_types = "token_type_ids" in features[0]
+    shape = (len(rows), width)
+    input_ids = torch.full(shape, pad_id, dtype=torch.long)
+    token_types = torch.full(shape, pad_type_id, dtype=torch.long)
+    example_ids = torch.full(shape, -1, dtype=torch.long)
+    positions = torch.zeros(shape, dtype=torch.long)
+    first = torch.empty(len(features), dtype=torch.long)
+    for r, row in enumerate(rows):
+        start = 0
+        for i in row:
+            n, f = lengths[i], features[i]
+            end = start + n
+            input_ids[r, start:end] = torch.as_tensor(f["input_ids"])
+            if has_types:
+                token_types[r, start:end] = torch.as_tensor(f["token_type_ids"])
+            example_ids[r, start:end] = i
+            positions[r, start:end] = torch.arange(n)
+            first[i] = r * width + start
+            start = end
+    batch = {"input_ids": input_ids, "example_ids": example_ids, "token_positions": positions,
+             "first_token_index": first}
+    if has_types:
+        batch["token_type_ids"] = token_types
+    if "labels" in features[0]:
+        batch["labels"] = torch.tensor([f["labels"] for f in features],
+                                       dtype=torch.float32 if regression else torch.long)
+    return batch
+
+
+class PackedCollator:
+    """The packed counterpart of `data.Collator`: same constructor, same examples, packed layout."""
+
+    def __init__(self, tokenizer, regression: bool, row_length: int):
+        if tokenizer.padding_side == "left":
+            raise InputError("packed batches are for right-padding models (BERT, RoBERTa, ELECTRA); "
+                             "a left-padding tokenizer (XLNet) keeps data.Collator")
+        self.pad_id = tokenizer.pad_token_id
+        self.pad_type = getattr(tokenizer, "pad_token_type_id", 0)
+        self.regression, self.row_length = regression, row_length
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        return pack(features, self.row_length, self.pad_id, self.pad_type, self.regression)
+
+
+def unpack(batch: dict) -> list[dict]:
+    """The features (token id lists, labels) of a packed batch, in batch order: inverse of `pack`."""
+    example_ids = batch["example_ids"].reshape(-1).cpu()
+    ids = batch["input_ids"].reshape(-1).cpu()
+    types = batch["token_type_ids"].reshape(-1).cpu() if "token_type_ids" in batch else None
+    features = []
+    for i, start in enumerate(batch["first_token_index"].tolist()):
+        n = int((example_ids == i).sum())
+        f = {"input_ids": ids[start:start + n].tolist()}
+        if types is not None:
+            f["token_type_ids"] = types[start:start + n].tolist()
+        if "labels" in batch:
+            f["labels"] = batch["labels"][i].item()
+        features.append(f)
+    return features
+
+
+def split_examples(batch: dict) -> list[dict]:
+    """One batch per example, in batch order (e.g. per-example Fisher information).
+
+    Padded: `{k: v[i:i+1]}`, each example keeps its padding (today's behaviour). Packed: each
+    example alone in a one-row packed batch of its own length, on the batch's device.
+    """
+    if not is_packed(batch):
+        return [{k: v[i:i + 1] for k, v in batch.items()} for i in range(num_examples(batch))]
+    device = batch["input_ids"].device
+    regression = "labels" in batch and batch["labels"].is_floating_point()
+    return [{k: v.to(device) for k, v in pack([f], len(f["input_ids"]), 0, 0, regression).items()}
+            for f in unpack(batch)]
+
+
+def take_examples(batch: dict, n: int) -> dict:
+    """The first `n` examples of a batch (batch order), same layout; packed rows left empty are dropped.
+
+    The kept examples keep their places in their rows (their neighbours' tokens become row tail,
+    which nothing real attends to), so their logits are the same as in the full batch.
+    """
+    if not is_packed(batch):
+        return {k: v[:n] for k, v in batch.items()}
+    example_ids = batch["example_ids"].masked_fill(batch["example_ids"] >= n, -1)
+    keep = (example_ids >= 0).any(dim=1)
+    width = example_ids.shape[1]
+    new_row = torch.cumsum(keep, 0) - 1                          # old row -> new row
+    first = batch["first_token_index"][:n]
+    first = new_row[first // width] * width + first % width
+    out = {k: batch[k][keep] for k in ("input_ids", "token_type_ids", "token_positions") if k in batch}
+    out.update(example_ids=example_ids[keep], first_token_index=first)
+    if "labels" in batch:
+        out["labels"] = batch["labels"][:n]
+    return out
+
+
+# ---------------------------------------------------------------- the model (on the device)
+def _architecture(model) -> Architecture:
+    config = model.config
+    if not packable(config):
+        raise InputError(f"packed batches are not supported for model_type={config.model_type!r} with attention "
+                         f"{getattr(config, '_attn_implementation', None)!r} (packable: {', '.join(ARCHITECTURES)} "
+                         f"encoders with attention {' or '.join(MASK_FOR_ATTENTION)}); use dynamic padding "
+                         f"(data.Collator) for this model")
+    return ARCHITECTURES[config.model_type]
+
+
+def attention_mask(example_ids: torch.Tensor, attention: str, dtype: torch.dtype) -> torch.Tensor:
+    """[R, 1, W, W] block-diagonal mask from per-token example ids, in the form `attention` takes."""
+    allowed = example_ids[:, None, :, None] == example_ids[:, None, None, :]
+    return MASK_FOR_ATTENTION[attention](allowed, dtype)
+
+
+def input_embeddings(model, batch: dict) -> torch.Tensor:
+    """Word embeddings of the batch's tokens, in its layout: perturb them and pass to `forward`."""
+    return model.get_input_embeddings()(batch["input_ids"])
+
+
+def sequence_classification_loss(config, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The loss transformers' *ForSequenceClassification computes (same problem_type rule), without
+    writing problem_type into the config as they do on first use."""
+    problem = config.problem_type
+    if problem is None:
+        problem = ("regression" if config.num_labels == 1 else "single_label_classification"
+                   if labels.dtype in (torch.long, torch.int) else "multi_label_classification")
+    if problem == "regression":
+        if config.num_labels == 1:
+            return mse_loss(logits.squeeze(), labels.squeeze())
+        return mse_loss(logits, labels)
+    if problem == "single_label_classification":
+        return cross_entropy(logits.view(-1, config.num_labels), labels.view(-1))
+    return binary_cross_entropy_with_logits(logits, labels)
+
+
+def forward(model, batch: dict, inputs_embeds: torch.Tensor | None = None) -> SequenceClassifierOutput:
+    """`.loss` (if the batch has labels) and `.logits` [N, num_labels] in batch order, for a packed or
+    an ordinary padded batch; `inputs_embeds` (from `input_embeddings`, perturbed) replaces the
+    word embeddings of `batch["input_ids"]`."""
+    if not is_packed(batch):
+        if inputs_embeds is None:
+            return model(**batch)
+        return model(**{k: v for k, v in batch.items() if k != "input_ids"}, inputs_embeds=inputs_embeds)
+    arch = _architecture(model)
+    config = model.config
+    attention = config._attn_implementation or "sdpa"
+    dtype = model.get_input_embeddings().weight.dtype
+    outputs = getattr(model, arch.base)(
+        input_ids=None if inputs_embeds is not None else batch["input_ids"],
+        inputs_embeds=inputs_embeds,
+        token_type_ids=batch.get("token_type_ids"),
+        position_ids=batch["token_positions"] + arch.position_offset(config),
+        attention_mask=attention_mask(batch["example_ids"], attention, dtype),
+    )
+    hidden = outputs.last_hidden_state
+    first = hidden.reshape(-1, hidden.shape[-1])[batch["first_token_index"]]
+    logits = arch.head(model, first[:, None, :])
+    loss = sequence_classification_loss(config, logits, batch["labels"]) if "labels" in batch else None
+    return SequenceClassifierOutput(loss=loss, logits=logits)

@@ -1,0 +1,216 @@
+"""Packed batches are exact: same logits, loss and gradients as padded batches; no cross-example attention."""
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from transformers import AutoConfig, AutoModelForSequenceClassification
+
+from childtuning import packing
+from childtuning.data import Collator
+from childtuning.errors import InputError
+
+REPO = Path(__file__).resolve().parents[1]
+ROW = 32                       # the packing row length, i.e. max_length of these tests
+VOCAB = 120
+# Lengths in a deliberate batch order: one example of exactly ROW tokens, two longer than ROW / 2,
+# short ones that fill gaps, one of 2 tokens.
+LENGTHS = [7, ROW, 3, 19, 12, 25, 5, 16, 2, 9]
+# float32 tolerance: the two layouts multiply matrices of different shapes, so sums run in a
+# different order. Measured on these models (torch 2.13 CPU, 1 thread): logits and loss bitwise
+# equal, gradients at most 2.4e-7 apart (largest gradient entries ~3); MiniLM: logits <= 2.2e-8.
+TOL = {"atol": 1e-5, "rtol": 1e-4}
+ARCHS = ["bert", "roberta", "electra"]
+PAD = {"bert": 0, "roberta": 1, "electra": 0}          # RoBERTa's real pad id is 1: positions start at 2
+
+
+class Tokenizer:
+    """What the collators read from a tokenizer."""
+    padding_side = "right"
+    pad_token_type_id = 0
+
+    def __init__(self, pad_token_id):
+        self.pad_token_id = pad_token_id
+
+
+def tiny_model(arch, attention="sdpa", num_labels=3, seed=0):
+    """The shipped tiny config (conf/model/tiny_<arch>.yaml), no dropout, weights large enough that
+    logits are O(1) so differences are meaningful."""
+    shipped = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "model" / f"tiny_{arch}.yaml").config)
+    config = AutoConfig.for_model(arch, vocab_size=VOCAB, pad_token_id=PAD[arch], num_labels=num_labels,
+                                  hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+                                  initializer_range=0.2, **shipped)
+    if num_labels == 1:
+        config.problem_type = "regression"
+    torch.manual_seed(seed)
+    return AutoModelForSequenceClassification.from_config(config, attn_implementation=attention).eval()
+
+
+def features(arch, lengths=LENGTHS, num_labels=3, seed=0):
+    """Unpadded features like data.tokenize makes; RoBERTa's carry no token type ids."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for n in lengths:
+        f = {"input_ids": torch.randint(PAD[arch] + 2, VOCAB, (n,), generator=g).tolist()}
+        if arch != "roberta":
+            f["token_type_ids"] = [0] * (n // 2) + [1] * (n - n // 2)
+        f["labels"] = (torch.randn((), generator=g).item() if num_labels == 1
+                       else int(torch.randint(0, num_labels, (), generator=g)))
+        out.append(f)
+    return out
+
+
+def both_layouts(arch, feats, regression=False):
+    tok = Tokenizer(PAD[arch])
+    return packing.PackedCollator(tok, regression, ROW)(feats), Collator(tok, regression)(feats)
+
+
+def run(model, batch, inputs_embeds=None):
+    """Loss, logits and every parameter's gradient (zeros where none flows) of one forward/backward."""
+    model.zero_grad(set_to_none=True)
+    out = packing.forward(model, batch, inputs_embeds)
+    out.loss.backward()
+    grads = {n: (p.grad if p.grad is not None else torch.zeros_like(p)).clone() for n, p in model.named_parameters()}
+    return out.loss.detach(), out.logits.detach(), grads
+
+
+def max_differences(a, b):
+    (la, xa, ga), (lb, xb, gb) = a, b
+    return {"loss": (la - lb).abs().item(), "logits": (xa - xb).abs().max().item(),
+            "grads": max((ga[n] - gb[n]).abs().max().item() for n in ga)}
+
+
+def assert_same(a, b):
+    (la, xa, ga), (lb, xb, gb) = a, b
+    torch.testing.assert_close(la, lb, **TOL)
+    torch.testing.assert_close(xa, xb, **TOL)
+    assert ga.keys() == gb.keys()
+    for n in ga:
+        torch.testing.assert_close(ga[n], gb[n], **TOL, msg=lambda m, n=n: f"gradient of {n}: {m}")
+
+
+# ---------------------------------------------------------------- layout
+def test_collator_keeps_batch_order_and_packs_rows():
+    feats = features("bert")
+    packed, padded = both_layouts("bert", feats)
+    assert packed["labels"].tolist() == [f["labels"] for f in feats]
+    assert packing.unpack(packed) == feats                       # every token, type and label, in batch order
+    ids, ex = packed["input_ids"].reshape(-1), packed["example_ids"].reshape(-1)
+    for i, (f, start) in enumerate(zip(feats, packed["first_token_index"].tolist())):
+        assert ids[start].item() == f["input_ids"][0] and ex[start].item() == i
+        assert packed["token_positions"].reshape(-1)[start: start + len(f["input_ids"])].tolist() == list(range(len(f["input_ids"])))
+    assert packed["input_ids"].shape[1] <= ROW
+    # first-fit decreasing: 150 tokens in rows of 32 fit in 5 rows, the 32-token example alone in one
+    assert packed["input_ids"].shape[0] == 5
+    assert (packed["example_ids"] == 1).sum(dim=1).max().item() == ROW
+    assert packing.token_counts(packed) == (sum(LENGTHS), 5 * packed["input_ids"].shape[1])
+    assert packing.token_counts(padded) == (sum(LENGTHS), len(LENGTHS) * ROW)
+    # every query attends to something (a row's tail to the tail): no softmax over only masked keys,
+    # which some GPU kernels turn into NaN
+    mask = packing.attention_mask(packed["example_ids"], "sdpa", torch.float32)
+    assert mask.shape == (5, 1, packed["input_ids"].shape[1], packed["input_ids"].shape[1])
+    assert mask.any(dim=-1).all()
+
+
+@pytest.mark.parametrize("lengths, rows, width", [([20, 20], 2, 20), ([ROW], 1, ROW), ([17, 15, 16], 2, 32), ([3, 4], 1, 7)])
+def test_rows_hold_long_examples_and_are_no_wider_than_needed(lengths, rows, width):
+    packed = packing.pack([{"input_ids": [5] * n, "labels": 0} for n in lengths], ROW, pad_id=0)
+    assert packed["input_ids"].shape == (rows, width)
+
+
+def test_too_long_example_is_an_input_error():
+    with pytest.raises(InputError, match="truncation"):
+        packing.pack([{"input_ids": [5] * (ROW + 1), "labels": 0}], ROW, pad_id=0)
+
+
+def test_packable_by_architecture():
+    assert all(packing.packable(tiny_model(a)) for a in ARCHS)
+    xlnet = AutoConfig.for_model("xlnet", vocab_size=VOCAB, d_model=32, n_layer=1, n_head=2, d_inner=64)
+    assert not packing.packable(xlnet)
+    model = AutoModelForSequenceClassification.from_config(xlnet)
+    packed, _ = both_layouts("bert", features("bert"))
+    with pytest.raises(InputError, match="dynamic padding"):
+        packing.forward(model, packed)
+
+
+# ---------------------------------------------------------------- exactness
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+@pytest.mark.parametrize("arch", ARCHS)
+def test_packed_equals_padded_logits_loss_gradients(arch, attention):
+    model = tiny_model(arch, attention)
+    packed, padded = both_layouts(arch, features(arch))
+    assert "attention_mask" in padded and packing.is_packed(packed)
+    a, b = run(model, packed), run(model, padded)
+    assert a[1].shape == (len(LENGTHS), 3)
+    assert a[1].abs().max() > 0.1                     # logits large enough for the tolerance to mean something
+    assert_same(a, b)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_regression_packed_equals_padded(arch):
+    model = tiny_model(arch, num_labels=1)
+    packed, padded = both_layouts(arch, features(arch, num_labels=1), regression=True)
+    assert packed["labels"].dtype == torch.float32
+    a, b = run(model, packed), run(model, padded)
+    assert a[1].shape == (len(LENGTHS), 1)
+    assert_same(a, b)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_perturbed_input_embeddings_packed_equals_padded(arch):
+    """R3F's path: the same per-token noise on both layouts' embeddings gives the same result
+    (RoBERTa: explicit positions on the packed side, inferred from inputs_embeds on the padded side)."""
+    model = tiny_model(arch)
+    feats = features(arch)
+    packed, padded = both_layouts(arch, feats)
+    e_packed, e_padded = packing.input_embeddings(model, packed), packing.input_embeddings(model, padded)
+    g = torch.Generator().manual_seed(3)
+    noise_packed, noise_padded = torch.zeros_like(e_packed), torch.zeros_like(e_padded)
+    flat = noise_packed.view(-1, e_packed.shape[-1])
+    for i, (f, start) in enumerate(zip(feats, packed["first_token_index"].tolist())):
+        noise = torch.randn(len(f["input_ids"]), e_packed.shape[-1], generator=g)
+        flat[start: start + len(noise)] = noise
+        noise_padded[i, :len(noise)] = noise
+    clean = run(model, packed)
+    a, b = run(model, packed, e_packed + noise_packed), run(model, padded, e_padded + noise_padded)
+    assert_same(a, b)
+    assert (a[1] - clean[1]).abs().max() > 1e-3        # the noise did reach the logits
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+@pytest.mark.parametrize("arch", ARCHS)
+def test_no_example_attends_across_a_boundary(arch, attention):
+    model = tiny_model(arch, attention)
+    feats = features(arch)
+    packed, _ = both_layouts(arch, feats)
+    row_of = packed["first_token_index"] // packed["input_ids"].shape[1]
+    # perturb example 0, which shares its row with others (checked), and nothing else
+    neighbours = [i for i in range(len(feats)) if i != 0 and row_of[i] == row_of[0]]
+    assert neighbours
+    changed = [dict(f) for f in feats]
+    changed[0]["input_ids"] = [(t + 7) % (VOCAB - 2) + 2 for t in feats[0]["input_ids"]]
+    again = packing.PackedCollator(Tokenizer(PAD[arch]), False, ROW)(changed)
+    assert torch.equal(again["example_ids"], packed["example_ids"])        # same layout, other tokens
+    with torch.no_grad():
+        before, after = packing.forward(model, packed).logits, packing.forward(model, again).logits
+    assert (before[0] - after[0]).abs().max() > 1e-3
+    torch.testing.assert_close(after[1:], before[1:], atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_split_and_take_examples(arch):
+    """Per-example pieces (per-example Fisher) and a batch's first n examples (Fisher max_samples)
+    give the examples' logits from the full packed batch."""
+    model = tiny_model(arch)
+    packed, padded = both_layouts(arch, features(arch))
+    with torch.no_grad():
+        full = packing.forward(model, packed).logits
+        pieces = [packing.forward(model, p) for p in packing.split_examples(packed)]
+        padded_pieces = packing.split_examples(padded)
+        head = packing.forward(model, packing.take_examples(packed, 4))
+    assert len(pieces) == len(padded_pieces) == len(LENGTHS)
+    assert all(p["input_ids"].shape == (1, padded["input_ids"].shape[1]) for p in padded_pieces)
+    torch.testing.assert_close(torch.cat([p.logits for p in pieces]), full, **TOL)
+    torch.testing.assert_close(torch.stack([p.loss for p in pieces]).mean(), packing.forward(model, packed).loss, **TOL)
+    torch.testing.assert_close(head.logits, full[:4], **TOL)
+    assert head.loss is not None and packing.num_examples(packing.take_examples(packed, 4)) == 4
