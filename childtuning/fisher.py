@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from . import packing
+
 _HIGH = 32768  # non-negative float32: the top 16 bits are below 2**15
 # method.percentile_interpolation: the arithmetic of np.percentile's linear interpolation.
 INTERPOLATIONS = ("float32", "float64")
@@ -45,10 +47,9 @@ def fisher_information(model: torch.nn.Module, loader, params: list[torch.nn.Par
             n = min(n, max_samples - seen)
             if n <= 0:
                 break
-            batch = {k: v[:n] for k, v in batch.items()}
-        pieces = [{k: v[i: i + 1] for k, v in batch.items()} for i in range(n)] if per_example else [batch]
-        for piece in pieces:
-            loss = model(**piece).loss
+            batch = packing.take_examples(batch, n)
+        for piece in packing.split_examples(batch) if per_example else [batch]:
+            loss = packing.forward(model, piece).loss
             grads = torch.autograd.grad(loss, params, allow_unused=True)
             for f, g in zip(fisher, grads):
                 if g is None:

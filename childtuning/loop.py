@@ -13,7 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import metrics as metrics_lib
-from . import seeding
+from . import packing, seeding
 
 # impl.precision: autocast dtype on GPU (fp32 = no autocast; CPU runs are always fp32)
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -37,7 +37,7 @@ def train_step(model, method, batch: dict, optimizer, scheduler, scaler, autocas
     optimizer -> method -> schedule. Returns (loss, extra terms); a non-finite loss returns
     before backward, leaving weights and optimizer untouched."""
     with autocast():
-        outputs = model(**batch)
+        outputs = packing.forward(model, batch)     # packed or padded batch alike
         loss, terms = split_loss(method.loss(model, batch, outputs))
     if not torch.isfinite(loss):
         return loss, terms
@@ -60,7 +60,7 @@ def predict(model, loader, device, autocast, regression: bool, progress: bool) -
     for batch in tqdm(loader, desc="eval", disable=not progress, leave=False):
         batch = {k: v.to(device) for k, v in batch.items()}
         with autocast():
-            logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits.float()
+            logits = packing.forward(model, {k: v for k, v in batch.items() if k != "labels"}).logits.float()
         preds.append(logits.squeeze(-1) if regression else logits.argmax(-1))
         labels.append(batch["labels"])
     return torch.cat(preds).cpu().numpy(), torch.cat(labels).cpu().numpy()

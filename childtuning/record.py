@@ -40,8 +40,9 @@ def outcome(resolved: dict) -> dict:
 
 
 def uses_packing(resolved: dict) -> bool:
-    """Whether a run computes on packed batches: asked for, and the architecture supports it."""
-    if not resolved["impl"].get("packing"):
+    """Whether a run computes on packed batches: asked for (impl.packing), not overruled by the
+    official fixed layout (trainer.pad_to_max_length), and the architecture supports it."""
+    if not resolved["impl"].get("packing") or resolved["trainer"].get("pad_to_max_length"):
         return False
     from .packing import ARCHITECTURES
 

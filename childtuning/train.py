@@ -20,13 +20,13 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from . import SCHEMA_VERSION, data, methods, seeding, targets
+from . import SCHEMA_VERSION, data, methods, packing, seeding, targets
 from .config import validate
 from .errors import InputError
 from .logger import Logger
 from .loop import autocast_for, predict, train
 from .models import build_model, build_tokenizer
-from .record import read_complete, run_id, runs_dir, versions, write_atomic
+from .record import read_complete, run_id, runs_dir, uses_packing, versions, write_atomic
 
 
 def device_for(impl) -> torch.device:
@@ -54,6 +54,10 @@ def tokenize_splits(cfg, splits: dict[str, data.Split]):
 
 
 def collator(cfg, tokenizer, regression: bool):
+    """Packed batches where the run packs (record.uses_packing), else padded to the batch's longest
+    example (or to max_length with trainer.pad_to_max_length)."""
+    if uses_packing(OmegaConf.to_container(cfg, resolve=True)):
+        return packing.PackedCollator(tokenizer, regression, cfg.trainer.max_length)
     return data.Collator(tokenizer, regression, cfg.trainer.max_length if cfg.trainer.pad_to_max_length else None)
 
 
@@ -79,7 +83,11 @@ def init_model(cfg, tokenizer, device: torch.device) -> torch.nn.Module:
     """The pretrained encoder with a new head, initialised from the run's "init" stream."""
     seeding.seed_global(cfg.seed, "init")
     task = methods.TaskInfo.of(cfg.task)
-    return build_model(cfg.model, task.num_labels, task.regression, tokenizer).to(device)
+    model = build_model(cfg.model, task.num_labels, task.regression, tokenizer).to(device)
+    if uses_packing(OmegaConf.to_container(cfg, resolve=True)) and not packing.packable(model):
+        raise InputError(f"model {cfg.model.name} cannot run packed batches (attention implementation "
+                         f"{model.config._attn_implementation!r}); use impl.packing=false")
+    return model
 
 
 def build_method(cfg) -> methods.Method:
