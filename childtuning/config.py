@@ -147,6 +147,7 @@ class ImplConfig:
     progress_bar: bool = MISSING
     eval_batch_size: int = MISSING
     packing: bool = MISSING
+    pad_to_multiple_of: int = MISSING
 
 
 @dataclass
@@ -309,6 +310,7 @@ def validate(cfg: DictConfig) -> DictConfig:
     check(tr.optimizer in optim.OPTIMIZERS, f"trainer.optimizer={tr.optimizer!r}; use one of {sorted(optim.OPTIMIZERS)}")
     check(tr.optimizer_impl in optim.KERNELS, f"trainer.optimizer_impl={tr.optimizer_impl!r}; use one of {list(optim.KERNELS)}")
     check(impl.precision in loop.PRECISIONS, f"impl.precision={impl.precision!r}; use one of {list(loop.PRECISIONS)}")
+    check(impl.pad_to_multiple_of >= 1, f"impl.pad_to_multiple_of={impl.pad_to_multiple_of}: use 1 (no rounding) or more, e.g. 8 on a GPU")
     check(impl.device in ("auto", "cpu", "cuda") or impl.device.startswith("cuda:"),
           f"impl.device={impl.device!r}; use auto, cpu or cuda")
     check(merged.logger.name in ("none", "wandb"), f"logger={merged.logger.name!r}; use none or wandb")

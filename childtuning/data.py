@@ -59,15 +59,16 @@ def tokenize(split: Split, tokenizer, max_length: int, cache_dir: str | None) ->
 class Collator:
     """Pads a list of features to the longest in the batch (or to a fixed length)."""
 
-    def __init__(self, tokenizer, regression: bool, pad_to: int | None = None):
+    def __init__(self, tokenizer, regression: bool, pad_to: int | None = None, multiple_of: int = 1):
         self.pad_id = tokenizer.pad_token_id
+        self.multiple_of = multiple_of      # round the batch's length up (GPU matrix kernels prefer multiples of 8)
         self.pad_type = getattr(tokenizer, "pad_token_type_id", 0)
         self.left = tokenizer.padding_side == "left"
         self.regression = regression
         self.pad_to = pad_to
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
-        length = self.pad_to or max(len(f["input_ids"]) for f in features)
+        length = self.pad_to or -(-max(len(f["input_ids"]) for f in features) // self.multiple_of) * self.multiple_of
         out = {"input_ids": [], "attention_mask": []}
         has_types = "token_type_ids" in features[0]
         if has_types:

@@ -138,8 +138,9 @@ def first_fit_decreasing(lengths: list[int], capacity: int) -> list[list[int]]:
 
 
 def pack(features: list[dict], row_length: int, pad_id: int, pad_type_id: int = 0,
-         regression: bool = False) -> dict[str, torch.Tensor]:
-    """A packed batch (see the module docstring) of unpadded `features`, rows at most `row_length` wide."""
+         regression: bool = False, multiple_of: int = 1) -> dict[str, torch.Tensor]:
+    """A packed batch (see the module docstring) of unpadded `features`, rows at most `row_length`
+    wide; `multiple_of` rounds the row width up (GPU matrix kernels prefer multiples of 8)."""
     if not features:
         raise InputError("cannot pack an empty batch")
     lengths = [len(f["input_ids"]) for f in features]
@@ -148,6 +149,7 @@ def pack(features: list[dict], row_length: int, pad_id: int, pad_type_id: int = 
                          f"tokenize with truncation to max_length <= the packing row length ({row_length})")
     rows = first_fit_decreasing(lengths, row_length)
     width = max(sum(lengths[i] for i in row) for row in rows)   # rows no wider than the fullest one
+    width = min(-(-width // multiple_of) * multiple_of, max(row_length, width))
     has_types = "token_type_ids" in features[0]
     shape = (len(rows), width)
     input_ids = torch.full(shape, pad_id, dtype=torch.long)
@@ -180,16 +182,16 @@ def pack(features: list[dict], row_length: int, pad_id: int, pad_type_id: int = 
 class PackedCollator:
     """The packed counterpart of `data.Collator`: same constructor, same examples, packed layout."""
 
-    def __init__(self, tokenizer, regression: bool, row_length: int):
+    def __init__(self, tokenizer, regression: bool, row_length: int, multiple_of: int = 1):
         if tokenizer.padding_side == "left":
             raise InputError("packed batches are for right-padding models (BERT, RoBERTa, ELECTRA); "
                              "a left-padding tokenizer (XLNet) keeps data.Collator")
         self.pad_id = tokenizer.pad_token_id
         self.pad_type = getattr(tokenizer, "pad_token_type_id", 0)
-        self.regression, self.row_length = regression, row_length
+        self.regression, self.row_length, self.multiple_of = regression, row_length, multiple_of
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
-        return pack(features, self.row_length, self.pad_id, self.pad_type, self.regression)
+        return pack(features, self.row_length, self.pad_id, self.pad_type, self.regression, self.multiple_of)
 
 
 def unpack(batch: dict) -> list[dict]:

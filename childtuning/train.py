@@ -56,9 +56,10 @@ def tokenize_splits(cfg, splits: dict[str, data.Split]):
 def collator(cfg, tokenizer, regression: bool):
     """Packed batches where the run packs (record.uses_packing), else padded to the batch's longest
     example (or to max_length with trainer.pad_to_max_length)."""
+    multiple = cfg.impl.pad_to_multiple_of
     if uses_packing(OmegaConf.to_container(cfg, resolve=True)):
-        return packing.PackedCollator(tokenizer, regression, cfg.trainer.max_length)
-    return data.Collator(tokenizer, regression, cfg.trainer.max_length if cfg.trainer.pad_to_max_length else None)
+        return packing.PackedCollator(tokenizer, regression, cfg.trainer.max_length, multiple)
+    return data.Collator(tokenizer, regression, cfg.trainer.max_length if cfg.trainer.pad_to_max_length else None, multiple)
 
 
 def eval_loader(cfg, tokenizer, features: list[dict], regression: bool) -> data.BatchLoader:

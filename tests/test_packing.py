@@ -238,3 +238,17 @@ def test_a_short_run_packed_matches_the_padded_run(tmp_path, synthetic_glue, mod
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5, abs=1e-6)
     # the Fisher scores agree to rounding, so the child networks match up to weights tied at the threshold
     assert packed["method_stats"]["kept_params"] == pytest.approx(padded["method_stats"]["kept_params"], rel=1e-3)
+
+
+def test_rounding_the_width_keeps_the_logits():
+    """pad_to_multiple_of only adds pad positions nothing real attends to: same logits, wider rows."""
+    model = tiny_model("bert")
+    feats = features("bert", [5, 9, 13, 3])
+    plain, rounded = packing.pack(feats, 32, 0), packing.pack(feats, 32, 0, multiple_of=8)
+    assert rounded["input_ids"].shape[1] % 8 == 0 and rounded["input_ids"].shape[1] > plain["input_ids"].shape[1]
+    padded, padded8 = Collator(Tokenizer(0), False)(feats), Collator(Tokenizer(0), False, multiple_of=8)(feats)
+    assert padded8["input_ids"].shape[1] == 16 and padded["input_ids"].shape[1] == 13
+    with torch.no_grad():
+        reference = packing.forward(model, plain).logits
+        for batch in (rounded, padded8):
+            torch.testing.assert_close(packing.forward(model, batch).logits, reference, **TOL)

@@ -115,7 +115,7 @@ def test_run_id_covers_outcome_settings_only():
                           "paths.results=elsewhere", "experiment=other", "impl.progress_bar=false")) == base
     # anything that changes the numbers gives another id
     for override in ("trainer.lr=1e-4", "seed=2", "method=child_tuning_f", "task.max_train_samples=10",
-                     "impl.precision=bf16", "impl.precision=fp16"):
+                     "impl.precision=bf16", "impl.precision=fp16", "impl.packing=false", "impl.pad_to_multiple_of=8"):
         assert run_id(cfg_for("model=tiny_bert", "task=rte", override)) != base, override
     assert run_id(cfg_for("model=tiny_bert", "task=rte", "impl.precision=bf16")) != \
         run_id(cfg_for("model=tiny_bert", "task=rte", "impl.precision=fp16"))

@@ -1,0 +1,85 @@
+"""Wall time of one training epoch with packed batches against dynamic padding (issue 12's targets).
+
+Vanilla MiniLM on each task's full training set, one epoch, batch 16, seed 1, through the
+runner itself (`childtuning.train.run`, impl.packing=true vs false): the same examples in the same
+batches and the same optimizer steps, only the layout differs. Timed: the record's train_seconds
+(every training step and the dev evaluation, also packed on the packed side); the two sides
+alternate which goes first per task. Dropout is switched off by default (--dropout keeps it),
+because it is the one thing besides float rounding that the layout changes (its masks are drawn
+over other shapes): with it off, the two dev scores must agree, which the JSON reports.
+
+    python benchmarks/packing.py [--tasks rte mrpc] [--threads 2] [--max-train-samples N] [--dropout]
+
+Targets (reported, never asserted): RTE <= 0.6x, MRPC <= 0.75x. The last line is one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ["WANDB_MODE"] = "disabled"
+import torch  # noqa: E402
+
+import childtuning.train  # noqa: E402
+from childtuning.config import compose, validate  # noqa: E402
+
+TARGETS = {"rte": 0.6, "mrpc": 0.75}
+
+
+def run(task: str, packing: bool, args, workdir: str) -> dict:
+    overrides = ["model=minilm", f"task={task}", "method=vanilla", "seed=1", "trainer.epochs=1",
+                 f"impl.packing={str(packing).lower()}", f"impl.num_threads={args.threads}", "impl.device=cpu",
+                 "impl.progress_bar=false", f"paths.results={workdir}/results", f"paths.cache={workdir}/cache",
+                 "experiment=bench", "force=true"]
+    if not args.dropout:
+        overrides += ["+model.config.hidden_dropout_prob=0.0", "+model.config.attention_probs_dropout_prob=0.0"]
+    if args.max_train_samples:
+        overrides.append(f"task.max_train_samples={args.max_train_samples}")
+    cfg = validate(compose(*overrides))
+    tokenizer, features = childtuning.train.tokenize_splits(cfg, childtuning.train.load_data(cfg))
+    loader, _ = childtuning.train.build_loaders(cfg, tokenizer, features)
+    positions = sum(b["input_ids"].numel() for b in loader)            # the run's own batches
+    real = sum(len(f["input_ids"]) for f in features["train"])
+    record = childtuning.train.run(cfg)
+    return {"seconds": record["train_seconds"], "dev": record["metrics"], "steps": record["steps"],
+            "positions": positions, "real_tokens": real, "status": record["status"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tasks", nargs="+", default=["rte", "mrpc"])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--max-train-samples", type=int, default=None, help="subsample (a quick check, not the target)")
+    ap.add_argument("--dropout", action="store_true", help="keep dropout on (dev scores then differ by its draws)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    result = {}
+    with tempfile.TemporaryDirectory(prefix="bench-packing-") as work:
+        for i, task in enumerate(args.tasks):
+            order = [True, False] if i % 2 == 0 else [False, True]
+            sides = {("packed" if p else "padded"): run(task, p, args, work) for p in order}
+            packed, padded = sides["packed"], sides["padded"]
+            ratio = packed["seconds"] / padded["seconds"]
+            result[task] = {
+                "packed_s": round(packed["seconds"], 2), "padded_s": round(padded["seconds"], 2),
+                "ratio": round(ratio, 3), "target_ratio": TARGETS.get(task), "order": ["packed" if p else "padded" for p in order],
+                "meets_target": None if task not in TARGETS else ratio <= TARGETS[task],
+                "positions_ratio": round(packed["positions"] / padded["positions"], 3),
+                "real_token_share_padded": round(padded["real_tokens"] / padded["positions"], 3),
+                "dev": {"packed": {k: round(v, 4) for k, v in packed["dev"].items()},
+                        "padded": {k: round(v, 4) for k, v in padded["dev"].items()}},
+                "dev_max_abs_diff": max(abs(packed["dev"][k] - padded["dev"][k]) for k in packed["dev"]),
+                "steps": packed["steps"]}
+            print(f"[{task}] packed {packed['seconds']:.1f}s vs padded {padded['seconds']:.1f}s: ratio {ratio:.3f} "
+                  f"(positions {result[task]['positions_ratio']:.3f}); dev {result[task]['dev']}", flush=True)
+    result.update({"threads": args.threads, "dropout": args.dropout, "epochs": 1, "method": "vanilla",
+                   "max_train_samples": args.max_train_samples, "torch": torch.__version__,
+                   "timed": "train_seconds of the run record: training steps + dev evaluation"})
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
