@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import REPO, compose_cfg
 from omegaconf import OmegaConf
+from test_core import tiny_loader
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
 import childtuning.train as train_mod
@@ -22,8 +24,6 @@ from childtuning.methods.mixout import MixoutLinear, linears_next_to_dropout
 from childtuning.methods.r3f import symmetric_kl
 from childtuning.methods.recadam import ANNEALS, RecAdamOptimizer
 from childtuning.record import run_id
-from conftest import REPO, compose_cfg
-from test_core import tiny_loader
 
 TASK = TaskInfo("rte", regression=False, num_labels=2)
 ARCHS = ("bert", "roberta", "electra", "xlnet")
@@ -182,7 +182,7 @@ def mixout_linear(p=0.9, gradient="original", seed=0):
 
 
 def test_mixout_expectation_is_the_current_weight_column_by_column():
-    model, method, layer = mixout_linear(p=0.9)
+    _, _, layer = mixout_linear(p=0.9)
     w, u = layer.weight.detach(), layer.mixout_target
     layer.train()
     eye = torch.eye(layer.in_features)
@@ -204,7 +204,7 @@ def test_mixout_expectation_is_the_current_weight_column_by_column():
 
 
 def test_mixout_eval_mode_uses_the_current_weight():
-    model, method, layer = mixout_linear()
+    _, _, layer = mixout_linear()
     x = torch.randn(3, layer.in_features)
     layer.eval()
     assert torch.equal(layer(x), F.linear(x, layer.weight, layer.bias))
@@ -214,7 +214,7 @@ def test_mixout_eval_mode_uses_the_current_weight():
 
 @pytest.mark.parametrize("gradient,scale", [("original", 1.0), ("exact", 1 / (1 - 0.9))])
 def test_mixout_gradient_reaches_kept_columns_only(gradient, scale):
-    model, method, layer = mixout_linear(gradient=gradient)
+    _, _, layer = mixout_linear(gradient=gradient)
     eye = torch.eye(layer.in_features)
     upstream = torch.randn(layer.in_features, layer.out_features, generator=torch.Generator().manual_seed(3))
     layer.train()
@@ -228,7 +228,7 @@ def test_mixout_gradient_reaches_kept_columns_only(gradient, scale):
 
 
 def test_mixout_targets_are_buffers_that_move_with_the_model_and_stay_out_of_its_state_dict():
-    model, method, layer = mixout_linear()
+    model, _, layer = mixout_linear()
     assert isinstance(layer, MixoutLinear) and isinstance(layer, torch.nn.Linear)
     state_keys = set(model.state_dict())
     assert "bert.encoder.layer.0.attention.self.query.mixout_target" not in state_keys
@@ -337,7 +337,7 @@ def r3f_pipeline(arch, tmp_path, glue, *extra):
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_r3f_kl_is_zero_without_noise_in_eval_mode(arch, tmp_path, synthetic_glue):
-    cfg, b, model, method = r3f_pipeline(arch, tmp_path, synthetic_glue, "method.eps=0.0")
+    _, b, model, method = r3f_pipeline(arch, tmp_path, synthetic_glue, "method.eps=0.0")
     assert int((b["attention_mask"] == 0).sum()) > 0                    # the batch has padding
     model.eval()
     with torch.no_grad():
@@ -459,7 +459,7 @@ class _SecondOptimizer(Method):
 def test_a_combination_takes_the_optimizer_settings_of_its_optimizer_part_or_first_part():
     model = tiny_model()
     method = build_method(validate(runner_cfg("child_tuning_d+mixout")).method, 1, TASK)
-    optimizer, scheduler = method.configure_optimizer(model, OmegaConf.merge(TRAINER, {"warmup_ratio": 0.5}), 10)
+    _, scheduler = method.configure_optimizer(model, OmegaConf.merge(TRAINER, {"warmup_ratio": 0.5}), 10)
     assert scheduler.get_last_lr()[0] == pytest.approx(1e-3)          # Child-Tuning_D's warmup_ratio 0
     assert "configure_optimizer" not in method.owners                 # no part defines one: the first part's
     method = build_method(validate(runner_cfg("child_tuning_d+recadam")).method, 1, TASK)
@@ -518,3 +518,45 @@ def test_a_combination_needs_each_part_under_parts():
     with pytest.raises(InputError, match="expected one entry per part"):
         validate(with_method(runner_cfg("vanilla"), {"name": "child_tuning_d+mixout",
                                                      "parts": {"mixout": method_cfg("mixout")}}))
+
+
+@pytest.mark.parametrize("method,stat", [("wd_pretrained", "distance_to_pretrained"), ("top_k", "trained_layers"),
+                                         ("mixout", "mixed_fraction_of_model"), ("recadam", "lambda_last_step"),
+                                         ("r3f", "noisy_passes")])
+def test_each_prior_method_runs_through_the_runner_and_records_its_stats(method, stat, tmp_path, synthetic_glue):
+    extra = ["method.top_k=1"] if method == "top_k" else []
+    rec = train_mod.run(runner_cfg(method, "task.max_train_samples=16", "trainer.batch_size=8", "trainer.epochs=1",
+                                   "impl.progress_bar=false", f"paths.results={tmp_path}", f"paths.glue_dir={synthetic_glue}",
+                                   f"paths.cache={tmp_path}/cache", *extra))
+    assert rec["status"] in ("ok", "degenerate"), rec["reason"]
+    assert rec["method_stats"][stat] is not None and rec["method_params"]["name"] == method
+    if method == "r3f":
+        assert rec["history"][0]["loss_terms"]["symmetric_kl"] > 0
+
+
+@pytest.mark.parametrize("method", ["recadam", "mixout", "r3f", "child_tuning_f+mixout"])
+def test_a_preempted_run_resumes_to_the_same_result(method, tmp_path, synthetic_glue, monkeypatch):
+    """Each method's state (RecAdam's optimizer without its anchors, Mixout's and R3F's random
+    streams, a combination's parts) survives a checkpoint: the resumed run ends where an
+    uninterrupted one does."""
+    def cfg(folder):
+        return runner_cfg(method, "task.max_train_samples=16", "trainer.batch_size=8", "trainer.epochs=3",
+                          "trainer.checkpoint=true", "impl.progress_bar=false", f"paths.results={folder}",
+                          f"paths.glue_dir={synthetic_glue}", f"paths.cache={tmp_path}/cache")
+    full = train_mod.run(cfg(tmp_path / "a"))
+    real_evaluate = train_mod.train.__globals__["evaluate"]
+    calls = []
+
+    def preempt(*a, **k):                                   # killed during epoch 2's evaluation
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_evaluate(*a, **k)
+    monkeypatch.setitem(train_mod.train.__globals__, "evaluate", preempt)
+    with pytest.raises(KeyboardInterrupt):
+        train_mod.run(cfg(tmp_path / "b"))
+    monkeypatch.setitem(train_mod.train.__globals__, "evaluate", real_evaluate)
+    resumed = train_mod.run(cfg(tmp_path / "b"))
+    assert [h["train_loss"] for h in resumed["history"]] == [h["train_loss"] for h in full["history"]]
+    assert [h.get("loss_terms") for h in resumed["history"]] == [h.get("loss_terms") for h in full["history"]]
+    assert resumed["metrics"] == full["metrics"]

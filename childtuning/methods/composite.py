@@ -39,7 +39,7 @@ class CompositeConfig:
 _CLASSES: dict[tuple[str, ...], type] = {}
 
 
-def composite_class(parts: tuple[str, ...]) -> type["Composite"]:
+def composite_class(parts: tuple[str, ...]) -> type[Composite]:
     """The Method class combining registered methods `parts` (in this order), cached."""
     if parts not in _CLASSES:
         _CLASSES[parts] = type(f"Composite[{'+'.join(parts)}]", (Composite,),

@@ -58,7 +58,7 @@ class RecAdamOptimizer(torch.optim.Optimizer):
         defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay,
                     "correct_bias": correct_bias, "anchors": None}
         super().__init__(params, defaults)
-        self.anneal = dict(fn=ANNEALS[anneal], k=k, t0=t0, w=anneal_w)
+        self.anneal = {"fn": ANNEALS[anneal], "k": k, "t0": t0, "w": anneal_w}
         self.pretrain_cof = pretrain_cof
         self.last_lambda = None
 
