@@ -12,7 +12,41 @@ from omegaconf import MISSING
 from .. import optim, seeding
 from ..errors import InputError
 
-REGISTRY: dict[str, type["Method"]] = {}
+
+class Registry(dict):
+    """Method classes by name. A name of registered names joined by "+" (`child_tuning_d+mixout`)
+    is their composition (methods/composite.py), built by rule on first use; it is not listed."""
+
+    @staticmethod
+    def parts_of(name) -> tuple[str, ...] | None:
+        """The part names of a composite name, or None if `name` is not one."""
+        if not isinstance(name, str) or "+" not in name:
+            return None
+        parts = tuple(name.split("+"))
+        return parts if len(set(parts)) == len(parts) and all(parts) else None
+
+    def __contains__(self, name) -> bool:
+        parts = self.parts_of(name)
+        if parts is None:
+            return dict.__contains__(self, name)
+        return all(dict.__contains__(self, p) for p in parts)
+
+    def __missing__(self, name):
+        if name not in self or self.parts_of(name) is None:
+            raise KeyError(name)
+        from .composite import composite_class   # imported here: composite builds on this module
+        return composite_class(self.parts_of(name))
+
+
+REGISTRY: dict[str, type["Method"]] = Registry()
+
+# Composition (methods/composite.py): parts prepare in this order, each in the stage its class
+# names, so later stages see the model as it will train: module surgery (Mixout) -> freezing
+# (Top-K) -> snapshots of the weights (towards which a method pulls) -> the child network
+# (Child-Tuning_F's sampler, Child-Tuning_D's Fisher pass) -> then the optimizer.
+PREPARE_STAGES = ("surgery", "freezing", "snapshot", "child_network")
+# Hooks that at most one part of a composed method may use (`Method.hooks_used`).
+EXCLUSIVE_HOOKS = ("configure_optimizer", "loss", "before_optimizer_step", "after_optimizer_step")
 
 
 def register(cls: type["Method"]) -> type["Method"]:
@@ -87,6 +121,7 @@ class Method:
     """
     name: ClassVar[str]
     Config: ClassVar[type] = MethodConfig
+    prepare_stage: ClassVar[str | None] = None    # one of PREPARE_STAGES if prepare() does anything
 
     def __init__(self, cfg: Any, seed: int, task: TaskInfo):
         self.cfg = cfg
@@ -103,6 +138,13 @@ class Method:
         if m.no_decay not in NO_DECAY_RULES:
             raise InputError(f"method.no_decay={m.no_decay!r}; use one of {NO_DECAY_RULES}")
 
+    @classmethod
+    def hooks_used(cls, cfg) -> set[str]:
+        """Which EXCLUSIVE_HOOKS this method uses with method config `cfg` (for composition).
+        Default: those its class overrides; a method whose hook is a no-op under some settings
+        narrows this."""
+        return {h for h in EXCLUSIVE_HOOKS if getattr(cls, h) is not getattr(Method, h)}
+
     def generator(self, stream: str, device="cpu") -> torch.Generator:
         """This run's random stream `stream` (any name; see childtuning.seeding)."""
         return seeding.generator(self.seed, stream, device)
@@ -114,14 +156,18 @@ class Method:
         """The optimizer and the learning-rate schedule. Default: trainer.optimizer over two groups
         (decay / no decay by method.no_decay), linear schedule with warm-up (method.warmup_ratio,
         else trainer.warmup_ratio). A method with its own update rule (RecAdam) overrides this."""
-        from transformers import get_linear_schedule_with_warmup
-
         groups = param_groups(model, self.cfg.no_decay, self.cfg.no_decay_names, trainer.weight_decay)
         optimizer = optim.build_optimizer(trainer.optimizer, groups, lr=trainer.lr, eps=trainer.adam_eps,
                                           betas=(trainer.adam_beta1, trainer.adam_beta2), kernel=trainer.optimizer_impl)
+        return optimizer, self.linear_schedule(optimizer, trainer, total_steps)
+
+    def linear_schedule(self, optimizer, trainer, total_steps: int):
+        """Linear decay to 0 after a linear warm-up over method.warmup_ratio (else trainer.warmup_ratio)."""
+        from transformers import get_linear_schedule_with_warmup
+
         warmup = trainer.warmup_ratio if self.cfg.warmup_ratio is None else self.cfg.warmup_ratio
         warmup_steps = math.ceil(total_steps * warmup)     # transformers 4.7 get_warmup_steps: ceil
-        return optimizer, get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
+        return get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
 
     def loss(self, model: torch.nn.Module, batch: dict, outputs):
         """The training loss: a scalar tensor, or (loss, {name: scalar tensor}) whose extra terms are

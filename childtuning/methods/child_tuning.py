@@ -42,6 +42,12 @@ class ChildTuningConfig(MethodConfig):
 class ChildTuning(Method):
     """Shared by F and D: the eligible parameters, the decay switch and the statistics."""
     Config = ChildTuningConfig
+    prepare_stage = "child_network"     # after any freezing: only trainable weights are eligible
+
+    @classmethod
+    def hooks_used(cls, cfg):
+        used = super().hooks_used(cfg)
+        return used if not cfg.decay_masked_weights else used - {"after_optimizer_step"}  # a no-op then
 
     @classmethod
     def check(cls, run_cfg):
