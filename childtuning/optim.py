@@ -223,6 +223,8 @@ def decay_order(optimizer: torch.optim.Optimizer) -> str:
     for spec in OPTIMIZERS.values():
         if type(optimizer) is spec.cls:
             return spec.decay_order
+    if getattr(optimizer, "decay_order", None) in ("before", "after"):   # a method's own optimizer (RecAdam)
+        return optimizer.decay_order
     raise TypeError(f"no decay order known for {type(optimizer).__name__}; known: "
                     f"{[spec.cls.__name__ for spec in OPTIMIZERS.values()]}")
 

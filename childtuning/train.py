@@ -187,6 +187,8 @@ def run(cfg: DictConfig) -> dict:
             autocast, _ = autocast_for(cfg.impl.precision, device)
             target_results, state["target_seconds"] = targets.evaluate(model, target_list, extra_loaders, device,
                                                                        autocast, predict)
+    except InputError:           # bad input found only now (e.g. a method's refusal in prepare): no record
+        raise
     except Exception as e:  # noqa: BLE001 - recorded as a failed run, never dropped
         traceback.print_exc()
         error, state = f"{type(e).__name__}: {e}", None

@@ -62,7 +62,7 @@ class ChildTuning(Method):
         self.names: list[str] = []
         self.params: list[torch.nn.Parameter] = []
         self._saved: list[torch.Tensor] | None = None
-        self._decay_order: str | None = None     # set by configure_optimizer
+        self._decay_order: str | None = None     # the optimizer's decay order, learnt at its first step
 
     def _select(self, model):
         rule = EligibleRule(**self.cfg.eligible) if not isinstance(self.cfg.eligible, EligibleRule) else self.cfg.eligible
@@ -76,13 +76,9 @@ class ChildTuning(Method):
     def _current_masks(self) -> list[torch.Tensor | np.ndarray]:
         raise NotImplementedError
 
-    def configure_optimizer(self, model, trainer, total_steps):
-        optimizer, scheduler = super().configure_optimizer(model, trainer, total_steps)
-        self._decay_order = optim.decay_order(optimizer)   # what decay_masked_weights=false must undo
-        return optimizer, scheduler
-
     def before_optimizer_step(self, model):
-        # decay before the update (torch) needs the old weights to give back lr*wd*p_old
+        # decay before the update (torch) needs the old weights to give back lr*wd*p_old; an
+        # optimizer that decays after its update (adamw_hf) does not (known from its first step on)
         if not self.cfg.decay_masked_weights and self._decay_order != "after":
             self._saved = [p.detach().clone() for p in self.params]
 
@@ -90,13 +86,14 @@ class ChildTuning(Method):
         if self.cfg.decay_masked_weights:
             return
         lr_wd = {id(p): g["lr"] * g["weight_decay"] for g in optimizer.param_groups for p in g["params"]}
+        self._decay_order = self._decay_order or optim.decay_order(optimizer)
         saved = self._saved or [None] * len(self.params)
         with torch.no_grad():  # give the dropped entries back what the decay took this step
             for p, old, mask in zip(self.params, saved, self._current_masks()):
                 if mask is None:
                     continue
                 dropped = ~torch.as_tensor(mask, device=p.device).view_as(p).bool()
-                optim.undo_decay_(p, old, dropped, lr_wd[id(p)], self._decay_order or optim.decay_order(optimizer))
+                optim.undo_decay_(p, old, dropped, lr_wd[id(p)], self._decay_order)
         self._saved = None
 
     def stats(self):

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from omegaconf import MISSING
 
 from ..errors import InputError
+from .. import packing
 from .base import Method, MethodConfig, register
 
 NOISES = ("uniform", "normal")          # fairseq --noise-type
@@ -33,14 +34,15 @@ class R3FConfig(MethodConfig):
 
 
 def input_embeddings(model, batch: dict) -> torch.Tensor:
-    """The word embeddings of the batch's tokens (what the noise is added to)."""
-    return model.get_input_embeddings()(batch["input_ids"])
+    """The word embeddings of the batch's tokens (what the noise is added to), in the batch's own
+    layout (packed rows or padded sequences)."""
+    return packing.input_embeddings(model, batch)
 
 
 def forward_with_embeds(model, batch: dict, embeds: torch.Tensor):
-    """The model's outputs on `embeds` in place of the batch's word embeddings. The one place the
-    noisy pass runs the model (packed batches: switch to packing.forward(model, batch, embeds))."""
-    return model(**{k: v for k, v in batch.items() if k not in ("input_ids", "labels")}, inputs_embeds=embeds)
+    """The model's outputs on `embeds` in place of the batch's word embeddings: the one place the
+    noisy pass runs the model, packed or padded (packing.forward passes RoBERTa's positions)."""
+    return packing.forward(model, {k: v for k, v in batch.items() if k != "labels"}, inputs_embeds=embeds)
 
 
 def symmetric_kl(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
