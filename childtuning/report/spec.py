@@ -30,6 +30,7 @@ class TableSpec:
     paper_values: dict = field(default_factory=dict)
     paper_source: str | None = None
     notes: list[str] = field(default_factory=list)    # said under the title (e.g. that the layout is inferred)
+    caption: str | None = None    # table.caption: what differs from the paper's setting, said with the table
 
     @property
     def extra(self) -> list[str]:
@@ -95,7 +96,8 @@ def load_spec(experiment: str, path: str | Path | None = None) -> TableSpec:
         spec = TableSpec(experiment=name, kind=str(table.get("kind", DEFAULT_KIND)), rows=rows,
                          columns=table.get("columns", "task"), metric=str(table.get("metric", "main")),
                          statistic=table.get("statistic", "mean"), baseline=baseline, baseline_axis=baseline_axis,
-                         paper_values=paper.get("values") or {}, paper_source=paper.get("source"))
+                         paper_values=paper.get("values") or {}, paper_source=paper.get("source"),
+                         caption=table.get("caption"))
         registry.get(spec.kind, str(path)).check(spec, str(path))
         spec.expected = sweep_grid(compose_with, cfg, spec.key + ["seed"], str(path))
     return spec
