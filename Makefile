@@ -31,7 +31,8 @@ else
   CPU_SWEEP = $(PY) -m childtuning.train -m paths.results=$(RESULTS) $(PARALLEL)
 endif
 
-.PHONY: help setup test demo smoke tables reproduce-table1 reproduce-table1-cpu bench
+.PHONY: help setup test demo smoke tables reproduce-table1 reproduce-table1-cpu reproduce-task-transfer \
+        reproduce-task-transfer-cpu bench
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
@@ -69,6 +70,25 @@ reproduce-table1: $(SETUP)  ## paper Table 1: 4 large models x 4 tasks x 3 metho
 reproduce-table1-cpu: $(SETUP)  ## Table 1's grid on MiniLM, 1k-example subsets, 5 seeds (about 3.5 h on 2 cores)
 	$(CPU_SWEEP) exp=table1_cpu
 	$(PY) -m childtuning.aggregate table1_cpu --results $(RESULTS)
+
+# The probes of a CPU study: JOBS probe processes side by side, one thread each, each taking every
+# JOBS-th encoder of the plan (probe.shard); a failed shard fails the target.
+define PROBE_CPU
+	pids=""; for k in $$(seq 0 $$(($(JOBS) - 1))); do \
+	  $(PY) -m childtuning.probe exp=$(1) paths.results=$(RESULTS) impl.num_threads=1 impl.progress_bar=false \
+	    probe.shard=$$k/$(JOBS) & pids="$$pids $$!"; \
+	done; for p in $$pids; do wait $$p || exit 1; done
+endef
+
+reproduce-task-transfer: $(SETUP)  ## paper Sec. 3.4: BERT-large on SST-2 x 3 methods x 5 seeds, linear probes on CoLA/MRPC/STS-B/RTE (GPU / cluster)
+	$(SWEEP) exp=task_transfer
+	$(PY) -m childtuning.probe exp=task_transfer paths.results=$(RESULTS)
+	$(PY) -m childtuning.aggregate task_transfer --results $(RESULTS)
+
+reproduce-task-transfer-cpu: $(SETUP)  ## task transfer on MiniLM: SST-2 (5k) sources, probes on 4 targets (about 2.6 h on 2 busy cores)
+	$(CPU_SWEEP) exp=task_transfer_cpu
+	$(call PROBE_CPU,task_transfer_cpu)
+	$(PY) -m childtuning.aggregate task_transfer_cpu --results $(RESULTS)
 
 bench: $(SETUP)  ## the benchmarks (minutes; each prints one JSON line last)
 	$(PY) benchmarks/fisher_threshold.py

@@ -35,6 +35,7 @@ fraction per layer and cell. Outputs are sorted and carry no timestamps, so the 
 give byte-identical files.
 """
 from . import glue  # noqa: F401  (registers the default table kind)
+from . import task_transfer  # noqa: F401  (registers table.kind: task_transfer)
 from .cli import aggregate, main, summarize, write_outputs
 from .records import load_records
 from .registry import KINDS, TableKind, register
