@@ -25,6 +25,7 @@ from ..errors import InputError
 from ..loop import autocast_for
 from ..models import build_model, build_tokenizer
 from ..record import write_atomic
+from ..train import device_for
 from . import config, records, sources
 from .features import FrozenEncoder, cached
 from .head import score, train_head
@@ -67,12 +68,6 @@ def load_targets(names, glue_dir) -> list[Target]:
         check_labels(task, splits["train"])
         out.append(Target(task, OmegaConf.to_container(task, resolve=True), methods.TaskInfo.of(task), splits))
     return out
-
-
-def device_for(impl) -> torch.device:
-    if impl.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(impl.device)
 
 
 def load_encoder(source, targets: list[Target], settings, impl, cache_dir, device) -> FrozenEncoder:
