@@ -31,6 +31,8 @@ class TableSpec:
     paper_source: str | None = None
     notes: list[str] = field(default_factory=list)    # said under the title (e.g. that the layout is inferred)
     caption: str | None = None    # table.caption: what differs from the paper's setting, said with the table
+    file: str | None = None        # the experiment file read (None: a layout inferred from the records)
+    results: str | None = None     # the results folder, set by the aggregator (a kind may read more than runs/)
 
     @property
     def extra(self) -> list[str]:
@@ -97,7 +99,7 @@ def load_spec(experiment: str, path: str | Path | None = None) -> TableSpec:
                          columns=table.get("columns", "task"), metric=str(table.get("metric", "main")),
                          statistic=table.get("statistic", "mean"), baseline=baseline, baseline_axis=baseline_axis,
                          paper_values=paper.get("values") or {}, paper_source=paper.get("source"),
-                         caption=table.get("caption"))
+                         caption=table.get("caption"), file=str(path))
         registry.get(spec.kind, str(path)).check(spec, str(path))
         spec.expected = sweep_grid(compose_with, cfg, spec.key + ["seed"], str(path))
     return spec
