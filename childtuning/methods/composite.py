@@ -113,6 +113,16 @@ class Composite(Method):
         self.parts = {n: REGISTRY[n](part_cfgs[n], seed, task) for n in self.part_names}
         self.owners = self.hook_owners(part_cfgs)
 
+    @classmethod
+    def id_part(cls, value: dict) -> dict:
+        parts = value.get("parts") or {}
+        return {**value, "parts": {n: REGISTRY[n].id_part(v) if n in REGISTRY else v for n, v in parts.items()}}
+
+    def use_cache(self, cache_dir):
+        super().use_cache(cache_dir)
+        for part in self.parts.values():
+            part.use_cache(cache_dir)
+
     def _owner(self, hook: str) -> Method | None:
         return self.parts[self.owners[hook]] if hook in self.owners else None
 
