@@ -77,6 +77,16 @@ def test_bottom_keeps_as_many_as_top_and_only_the_lowest(keep):
     assert info["shared_with_top"] == pytest.approx(float((chosen & top_flat).sum()) / k)
 
 
+def test_bottom_breaks_ties_at_the_boundary_by_position():
+    scores = [torch.tensor([0.0, 0.0, 0.0, 1.0]), torch.tensor([0.0, 2.0, 3.0, 4.0])]
+    top, _ = SELECTIONS["top"](scores, 0.25, torch.Generator())
+    assert [m.tolist() for m in top] == [[False] * 4, [False, False, True, True]]     # top keeps 2
+    masks, info = SELECTIONS["bottom"](scores, 0.25, torch.Generator())
+    # four weights share the lowest score (zero): the first two in position order are kept
+    assert [m.tolist() for m in masks] == [[True, True, False, False], [False] * 4]
+    assert info["zero_fisher_weights"] == 4 and info["zero_fisher_kept"] == 2 and info["shared_with_top"] == 0
+
+
 def test_random_keeps_exactly_tops_count_from_its_own_stream():
     scores = scores_with_ties()
     top, _ = SELECTIONS["top"](scores, 0.3, torch.Generator())
@@ -241,3 +251,49 @@ def test_keep_ratio_one_with_vanillas_settings_is_vanilla(tmp_path, synthetic_gl
     # and the official setting (no warm-up) is not vanilla: the identity above is not vacuous
     official = train_mod.run(tiny(tmp_path, synthetic_glue, *common, f"method={name}", "method.keep_ratio=1.0"))
     assert outcome(official) != outcome(vanilla)
+
+
+OVERLAP_EXPERIMENT = """\
+# @package _global_
+defaults:
+  - override /model: tiny_bert
+  - override /method: child_tuning_d
+experiment: ovt
+task: {max_train_samples: 24}
+method: {keep_ratio: 0.3}
+trainer: {epochs: 0, batch_size: 8}
+impl: {progress_bar: false, num_threads: 1}
+hydra:
+  sweeper:
+    params:
+      task: rte,mrpc
+      seed: 1,2
+table:
+  kind: overlap
+  rows: [model, method]
+  columns: task
+"""
+
+
+def test_mask_only_runs_feed_the_overlap_table(tmp_path, synthetic_glue):
+    from omegaconf import open_dict
+
+    from childtuning.aggregate import aggregate
+    from childtuning.report.grid import composer
+
+    path = tmp_path / "ovt.yaml"
+    path.write_text(OVERLAP_EXPERIMENT)
+    results = tmp_path / "results"
+    with composer(path) as compose_with:
+        jobs = [compose_with([f"task={t}", f"seed={s}", f"paths.results={results}", f"paths.glue_dir={synthetic_glue}",
+                              f"paths.cache={tmp_path}/cache"]) for t in ("rte", "mrpc") for s in (1, 2)]
+    for job in jobs:
+        with open_dict(job):
+            del job["hydra"]
+        assert train_mod.run(job)["steps"] == 0
+    cells = aggregate("ovt", results, experiment_file=path)
+    whole = cells[cells["layer"] == "all"].set_index(["task_a", "task_b"])
+    assert len(whole) == 4 and whole["n_pairs"].tolist() == [2, 2, 2, 2]     # pairs of different seeds
+    assert whole["chance_mean"].between(0.29, 0.35).all() and whole["overlap_mean"].between(0, 1).all()
+    assert (results / "ovt" / "mask_overlap_counts.json").is_file()
+    assert "keep ratio 0.3, 24 training examples" in (results / "ovt" / "table.md").read_text()

@@ -165,3 +165,33 @@ def test_every_committed_protocol_is_well_formed():
         assert not set(search.expected["seed"]) & set(spec.expected["seed"]), name
         assert set(proto["select"]) <= set(search.extra), name
     assert found >= 4
+
+
+@pytest.mark.slow
+def test_a_hydra_sweep_reads_the_selection_in_its_worker_processes(experiments, tmp_path, synthetic_glue):
+    """The confirmation sweep as users launch it (Hydra multirun, joblib workers): each job resolves
+    ${selected:trainer.lr} to its own method's choice."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    results = tmp_path / "results"
+    search_records(results)
+    assert protocol.main(["tuned", "--results", str(results)]) == 0
+    doc = json.loads((results / "tuned" / "selection.json").read_text())
+    for c in doc["choices"]:                       # make the two methods' choices differ
+        c["values"]["trainer.lr"] = {"vanilla": 0.002, "child_tuning_d": 0.003}[c["where"]["method"]]
+    (results / "tuned" / "selection.json").write_text(json.dumps(doc))
+    search_path = tmp_path / "searchpath"
+    (search_path / "exp").mkdir(parents=True)
+    (search_path / "exp" / "tuned.yaml").write_text((experiments / "tuned.yaml").read_text())
+    out = subprocess.run([sys.executable, "-m", "childtuning.train", "-m", "exp=tuned", f"hydra.searchpath=[file://{search_path}]",
+                          "task=rte", "seed=1", f"paths.results={results}", f"paths.glue_dir={synthetic_glue}",
+                          f"paths.cache={tmp_path}/cache", "hydra/launcher=parallel"],
+                         cwd=REPO, capture_output=True, text=True, timeout=600, env={**__import__("os").environ,
+                                                                                     "WANDB_MODE": "disabled"})
+    assert out.returncode == 0, out.stdout + out.stderr
+    lrs = {json.loads(p.read_text())["method"]: json.loads(p.read_text())["hyperparameters"]["lr"]
+           for p in (results / "tuned" / "runs").glob("*.json")}
+    assert lrs == {"vanilla": 0.002, "child_tuning_d": 0.003}

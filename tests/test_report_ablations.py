@@ -168,18 +168,20 @@ def test_overlap_matrix_noise_ceiling_and_layers(tmp_path, masks):
     cells = __import__("pandas").read_csv(results / "ov" / "table.csv")
 
     def expected(ta, tb, part=slice(None)):
-        pairs = [(masks[(ta, i)][part], masks[(tb, j)][part]) for i in (1, 2) for j in (1, 2) if ta != tb or i != j]
+        pairs = [(masks[(ta, i)][part], masks[(tb, j)][part]) for i in (1, 2) for j in (1, 2) if i != j]
         return np.mean([(a & b).sum() / a.sum() for a, b in pairs]), np.mean([(a & b).sum() / (a | b).sum() for a, b in pairs])
 
     for ta, tb in itertools.product(("rte", "mrpc"), repeat=2):
         row = cells[(cells["task_a"] == ta) & (cells["task_b"] == tb) & (cells["layer"] == "all")].iloc[0]
         ov, jac = expected(ta, tb)
         assert row["overlap_mean"] == pytest.approx(ov) and row["jaccard_mean"] == pytest.approx(jac)
-        assert row["n_pairs"] == (2 if ta == tb else 4)            # the diagonal: the same task on two seeds
+        assert row["n_pairs"] == 2                                 # pairs of different seeds only
         layer1 = cells[(cells["task_a"] == ta) & (cells["task_b"] == tb) & (cells["layer"] == "layer.1")].iloc[0]
         assert layer1["overlap_mean"] == pytest.approx(expected(ta, tb, slice(20, 32))[0])
     md = (results / "ov" / "table.md").read_text()
     assert "## Noise ceiling and chance" in md and "## Per layer" in md
+    same_seed = np.mean([(masks[("rte", i)] & masks[("mrpc", i)]).sum() / masks[("rte", i)].sum() for i in (1, 2)])
+    assert f"| rte | {100 * expected('rte', 'rte')[0]:.1f} ± " in md and f"| {100 * same_seed:.1f} (2) |" in md
     assert (results / "ov" / "plots" / "overlap.png").is_file() and (results / "ov" / "plots" / "overlap_per_layer.png").is_file()
 
     # without the masks the tables rebuild from the saved counts, byte for byte

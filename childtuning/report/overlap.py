@@ -4,8 +4,12 @@ different tasks share (the paper's Sec. 4.5 heat-map), from the masks the runs s
 For two runs with child networks A and B (sets of eligible weights), overlap(A, B) = |A ∩ B| / |A|
 (chance: |B| / N, about the keep ratio, if B were a random set of its size) and Jaccard
 |A ∩ B| / |A ∪ B| (chance about p / (2 - p)). A cell task s × task t is the mean over every pair
-of runs, one of s and one of t (for s = t, two different seeds): the diagonal is the same task
-across seeds, the noise ceiling against which the other cells read. "Layer-matched chance" is
+of runs, one of s and one of t, with DIFFERENT seeds: the diagonal is the same task across seeds,
+the noise ceiling against which the other cells read. Pairs of one seed are left out of every
+cell because a seed fixes the new head's initialisation (and the order of the Fisher pass), which
+steers the gradients and so the child network: two tasks with the same number of labels and the
+same seed start from the same head, and their overlap would partly measure that. The noise-ceiling
+table shows that same-seed overlap separately. "Layer-matched chance" is
 what overlap random sets would have if each kept the same number of weights per layer as the
 real ones: the share explained by which layers a task's child network favours, not which weights.
 The same numbers per layer follow, and a heat-map of each.
@@ -164,11 +168,12 @@ def pair_frame(runs: pd.DataFrame, data: dict) -> tuple[pd.DataFrame, list[str]]
             for layer in layers + [ALL]:
                 pick = layers if layer == ALL else [layer]
                 rows.append({"run_a": x, "run_b": y, "task_a": meta.at[x, "task"], "task_b": meta.at[y, "task"],
+                             "seed_a": int(meta.at[x, "seed"]), "seed_b": int(meta.at[y, "seed"]),
                              "layer": layer, "size_a": sum(kx[lay] for lay in pick), "size_b": sum(ky[lay] for lay in pick),
                              "both": sum(inter[lay] for lay in pick), "eligible": sum(n[lay] for lay in pick),
                              "layer_matched": sum(kx[lay] * ky[lay] / n[lay] for lay in pick)})
-    frame = pd.DataFrame(rows, columns=["run_a", "run_b", "task_a", "task_b", "layer", "size_a", "size_b", "both",
-                                        "eligible", "layer_matched"])
+    frame = pd.DataFrame(rows, columns=["run_a", "run_b", "task_a", "task_b", "seed_a", "seed_b", "layer", "size_a",
+                                        "size_b", "both", "eligible", "layer_matched"])
     frame["overlap"] = frame["both"] / frame["size_a"].where(frame["size_a"] > 0)
     frame["jaccard"] = frame["both"] / (frame["size_a"] + frame["size_b"] - frame["both"]).where(frame["size_a"] + frame["size_b"] > 0)
     frame["chance"] = frame["size_b"] / frame["eligible"]
@@ -177,7 +182,8 @@ def pair_frame(runs: pd.DataFrame, data: dict) -> tuple[pd.DataFrame, list[str]]
 
 
 def cell_frame(pairs: pd.DataFrame, tasks: list[str], layers: list[str]) -> pd.DataFrame:
-    """table.csv: per task_a x task_b x layer, mean and sample std over the pairs."""
+    """table.csv: per task_a x task_b x layer, mean and sample std over the pairs of different seeds."""
+    pairs = pairs[pairs["seed_a"] != pairs["seed_b"]]
     rows = []
     for layer in [ALL] + layers:
         for ta, tb in itertools.product(tasks, tasks):
@@ -239,7 +245,8 @@ def render_markdown(s: OverlapSummary) -> str:
            f"Child-Tuning_D child networks of {len(s.runs)} run(s): model {r['model']}, keep ratio {r['keep_ratio']}, "
            f"{r['train_size']} training examples, selection `{r['selection']}`, seeds {', '.join(map(str, seeds))}. "
            "overlap(A, B) = |A ∩ B| / |A| (row task A, column task B), in %; a cell is the mean over every pair of runs "
-           "of its two tasks (the diagonal: the same task, two different seeds: the noise ceiling). Chance for a random "
+           "of its two tasks with different seeds (a seed fixes the head's initialisation, which steers the child "
+           "network; the diagonal: the same task on two seeds, the noise ceiling). Chance for a random "
            "B of the same size: |B| / N (≈ the keep ratio); layer-matched chance: random sets with the real per-layer "
            "sizes. Pairwise counts: " + COUNTS_FILE + ".", "",
            "## Overlap |A ∩ B| / |A| (%)", ""]
@@ -248,27 +255,33 @@ def render_markdown(s: OverlapSummary) -> str:
     out += ["", "## Jaccard |A ∩ B| / |A ∪ B| (%)", ""]
     out += md_table(["A \\ B"] + s.tasks, [[a] + [pct(jac.at[a, b]) for b in s.tasks] for a in s.tasks])
     out += ["", "## Noise ceiling and chance", "",
-            "Per task: overlap with its own child networks on other seeds (mean ± std over pairs), with the other "
-            "tasks' (mean over all their pairs), and the two chance levels, in %.", ""]
+            "Per task, overlap (%) with: its own child networks on other seeds (the noise ceiling; mean ± std over "
+            "pairs), the other tasks' on other seeds (the matrices' rows, averaged), the other tasks' on the SAME seed "
+            "(same head initialisation and Fisher-pass order; not in the matrices), and the two chance levels.", ""]
     rows = []
     whole = s.pairs[s.pairs["layer"] == ALL]
     for t in s.tasks:
-        same = whole[(whole["task_a"] == t) & (whole["task_b"] == t)]
-        other = whole[(whole["task_a"] == t) & (whole["task_b"] != t)]
+        mine = whole[whole["task_a"] == t]
+        other_seed = mine[mine["seed_a"] != mine["seed_b"]]
+        same = other_seed[other_seed["task_b"] == t]
+        other = other_seed[other_seed["task_b"] != t]
+        same_seed = mine[(mine["seed_a"] == mine["seed_b"]) & (mine["task_b"] != t)]
         rows.append([t, f"{pct(same['overlap'].mean())} ± {pct(same['overlap'].std(ddof=1))} ({len(same)})",
-                     f"{pct(other['overlap'].mean())} ({len(other)})", pct(whole[whole['task_a'] == t]['chance'].mean()),
-                     pct(whole[whole["task_a"] == t]["layer_matched_chance"].mean())])
-    out += md_table(["task", "same task, other seed (pairs)", "other tasks (pairs)", "chance", "layer-matched chance"], rows)
+                     f"{pct(other['overlap'].mean())} ({len(other)})", f"{pct(same_seed['overlap'].mean())} ({len(same_seed)})",
+                     pct(mine["chance"].mean()), pct(mine["layer_matched_chance"].mean())])
+    out += md_table(["task", "same task, other seed (pairs)", "other tasks, other seed (pairs)",
+                     "other tasks, same seed (pairs)", "chance", "layer-matched chance"], rows)
     out += ["", "## Per layer", "",
-            "Per layer: the share of its eligible weights kept (mean over runs), and the overlap within the layer "
-            "(mean over pairs), in %.", ""]
+            "Per layer: the share of its eligible weights kept (mean over runs; the chance level of the overlap), "
+            "and the overlap within the layer (mean over pairs of different seeds), in %.", ""]
     rows = []
     for layer in s.layers:
-        sub = s.pairs[s.pairs["layer"] == layer]
+        sub = s.pairs[(s.pairs["layer"] == layer) & (s.pairs["seed_a"] != s.pairs["seed_b"])]
         same, other = sub[sub["task_a"] == sub["task_b"]], sub[sub["task_a"] != sub["task_b"]]
         rows.append([layer, f"{int(sub['eligible'].iloc[0]):,}" if len(sub) else "?", pct(sub["chance"].mean()),
                      pct(same["overlap"].mean()), pct(other["overlap"].mean())])
-    out += md_table(["layer", "eligible weights", "kept (= chance)", "same task, other seed", "other tasks"], rows)
+    out += md_table(["layer", "eligible weights", "kept (= chance)", "same task, other seed", "other tasks, other seed"],
+                    rows)
     out += ["", "## Compute", ""] + compute_lines(s.records)
     out += missing_lines(s)
     notes = list(s.notes) + ([f"{len(s.outside)} record(s) outside the declared grid, compared too: "
@@ -295,7 +308,7 @@ def plot_heatmaps(s: OverlapSummary, folder: Path) -> list[Path]:
 
     folder.mkdir(parents=True, exist_ok=True)
     n = len(s.tasks)
-    chance = s.pairs.loc[s.pairs["layer"] == ALL, "chance"].mean()
+    chance = s.pairs.loc[s.pairs["layer"] == ALL, "chance"].mean()     # |B| / N: the same for every pair
 
     def draw(ax, m, title, vmin=None, vmax=None):
         image = ax.imshow(100 * m.to_numpy(dtype=float), cmap="viridis", vmin=vmin, vmax=vmax)
