@@ -31,10 +31,11 @@ else
   CPU_SWEEP = $(PY) -m childtuning.train -m paths.results=$(RESULTS) $(PARALLEL)
 endif
 
-.PHONY: help setup test demo smoke tables reproduce-table1 reproduce-table1-cpu reproduce-child-networks-cpu bench
+.PHONY: help setup test demo smoke tables reproduce-table1 reproduce-table1-cpu reproduce-domain-transfer \
+	reproduce-domain-transfer-cpu reproduce-child-networks-cpu bench
 
 help:  ## list the targets
-	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-31s %s\n", $$1, $$2}'
 	@echo "  variables: RESULTS=<dir> (default results)  LAUNCHER=local|parallel|slurm  JOBS=2  GLUE_DIR=<GLUE-format folder>"
 
 setup: $(SETUP)  ## create .venv and install the project (torch 2.13.0 CPU build first where there is no GPU)
@@ -70,6 +71,14 @@ reproduce-table1-cpu: $(SETUP)  ## Table 1's grid on MiniLM, 1k-example subsets,
 	$(CPU_SWEEP) exp=table1_cpu
 	$(PY) -m childtuning.aggregate table1_cpu --results $(RESULTS)
 
+reproduce-domain-transfer: $(SETUP)  ## paper Sec. 3.4 domain transfer: BERT-large on 5k MNLI / SNLI pairs, 6 targets, 3 methods x 5 seeds (GPU / cluster)
+	$(SWEEP) exp=domain_transfer
+	$(PY) -m childtuning.aggregate domain_transfer --results $(RESULTS)
+
+reproduce-domain-transfer-cpu: $(SETUP)  ## domain transfer on MiniLM with offline substitutes (5k pairs of MNLI dev / SNLI test), 3 seeds (about 2 h on 2 cores)
+	$(CPU_SWEEP) exp=domain_transfer_cpu
+	$(PY) -m childtuning.aggregate domain_transfer_cpu --results $(RESULTS)
+
 # Issue 16's CPU studies, in the order that shares the most Fisher passes (childtuning/fisher_cache.py):
 # the overlap masks first, then the tuning protocol (search stage, selection, confirmation), then the
 # ablations at the selected rates. About 8.4 h on 2 cores (README); a relaunch skips finished runs.
@@ -86,3 +95,5 @@ bench: $(SETUP)  ## the benchmarks (minutes; each prints one JSON line last)
 	$(PY) benchmarks/fisher_threshold.py
 	$(PY) benchmarks/child_tuning_overhead.py
 	$(PY) benchmarks/run_vs_trainer.py
+	$(PY) benchmarks/packing.py
+	$(PY) benchmarks/optimizer_step.py

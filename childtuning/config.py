@@ -165,6 +165,9 @@ class RunConfig:
     # Other tasks' splits to score the final model on ("task:split" or {task, split, label_map});
     # validate() rewrites each entry into its explicit form (childtuning/targets.py).
     targets: list[Any] = field(default_factory=list)
+    # More targets for runs whose task is a key here (e.g. one list per source task of a sweep);
+    # added to `targets`, which alone enters the run id.
+    targets_by_task: dict[str, list[Any]] = field(default_factory=dict)
     table: Any = None          # experiment files: the table layout (read by the aggregator only)
     protocol: Any = None       # experiment files: a tuning protocol (read by childtuning.protocol only)
 
@@ -317,5 +320,6 @@ def validate(cfg: DictConfig) -> DictConfig:
     check(merged.logger.name in ("none", "wandb"), f"logger={merged.logger.name!r}; use none or wandb")
     methods.REGISTRY[merged.method.name].check(merged)
     from . import targets
-    merged.targets = targets.resolve(merged.task, merged.targets)
+    merged.targets = targets.resolve(merged.task, list(merged.targets) + list(merged.targets_by_task.get(merged.task.name, [])))
+    merged.targets_by_task = {}          # folded into targets (the explicit form is what the record keeps)
     return merged

@@ -32,6 +32,7 @@ class TableSpec:
     notes: list[str] = field(default_factory=list)    # said under the title (e.g. that the layout is inferred)
     options: dict = field(default_factory=dict)   # the table block's kind-specific keys (e.g. a curve's `x`)
     protocol: dict | None = None  # the experiment's tuning protocol block (childtuning/protocol.py), if any
+    caption: str | None = None    # table.caption: what differs from the paper's setting, said with the table
 
     @property
     def extra(self) -> list[str]:
@@ -51,7 +52,7 @@ class TableSpec:
         return ["model", "task", "method", *self.extra]
 
 
-TABLE_KEYS = ("kind", "rows", "columns", "metric", "statistic", "baseline", "paper", "expected")
+TABLE_KEYS = ("kind", "rows", "columns", "metric", "statistic", "baseline", "paper", "expected", "caption")
 
 
 def protocol_of(block, where: str) -> dict | None:
@@ -127,7 +128,8 @@ def load_spec(experiment: str, path: str | Path | None = None) -> TableSpec:
                          columns=table.get("columns", "task"), metric=str(table.get("metric", "main")),
                          statistic=table.get("statistic", "mean"), baseline=baseline, baseline_axis=baseline_axis,
                          paper_values=paper.get("values") or {}, paper_source=paper.get("source"),
-                         options={k: v for k, v in table.items() if k not in TABLE_KEYS})
+                         options={k: v for k, v in table.items() if k not in TABLE_KEYS},
+                         caption=table.get("caption"))
         registry.get(spec.kind, str(path)).check(spec, str(path))
         spec.expected = sweep_grid(compose_with, cfg, spec.key + ["seed"], str(path))
     spec.protocol = protocol_of(protocol, str(path))      # outside: it may compose another experiment
