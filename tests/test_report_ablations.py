@@ -221,3 +221,34 @@ def test_overlap_refuses_a_mask_that_is_not_the_records(tmp_path, masks):
                         shapes=np.array([str(s) for s in SHAPES]))
     with pytest.raises(InputError, match="SHA-256 differs"):
         aggregate("ov", results, experiment_file=spec)
+
+
+def test_transfer_tables_adjust_their_comparisons_too(tmp_path):
+    spec = tmp_path / "dt.yaml"
+    spec.write_text("""# @package _global_
+defaults:
+  - override /model: tiny_bert
+experiment: dt
+hydra:
+  sweeper:
+    params:
+      method: vanilla,child_tuning_d
+      seed: 1,2,3
+table:
+  kind: transfer
+  rows: [model, method]
+  columns: target
+  baseline: vanilla
+""")
+    recs = []
+    for method, shift in (("vanilla", 0.0), ("child_tuning_d", 5.0)):
+        for seed, v in zip((1, 2, 3), (60.0, 62.0, 65.0)):
+            r = record("rte", method, seed, v + shift)
+            r.update(experiment="dt", targets={"mrpc:dev": {"main_metric": "f1", "metrics": {"f1": 70 + seed + shift / 2}}})
+            recs.append(r)
+    write(tmp_path, *recs, experiment="dt")
+    cells = aggregate("dt", tmp_path, spec)
+    d = cells[cells["method"] == "child_tuning_d"]
+    assert d["p_welch_holm"].tolist() == pytest.approx(holm(d["p_welch"]).tolist())
+    assert d["p_paired_holm"].notna().all() or d["p_paired"].isna().any()
+    assert "Welch p (Holm)" in (tmp_path / "dt" / "table.md").read_text()
