@@ -1,6 +1,5 @@
 """Issue 16's method side: the ablation selection rules (bottom, random), pruning, the Fisher cache,
 mask-only runs (trainer.epochs=0), and the identities that tie Child-Tuning to vanilla at keep ratio 1."""
-import json
 from pathlib import Path
 
 import numpy as np

@@ -171,6 +171,7 @@ def test_every_committed_protocol_is_well_formed():
 def test_a_hydra_sweep_reads_the_selection_in_its_worker_processes(experiments, tmp_path, synthetic_glue):
     """The confirmation sweep as users launch it (Hydra multirun, joblib workers): each job resolves
     ${selected:trainer.lr} to its own method's choice."""
+    import os
     import subprocess
     import sys
 
@@ -186,11 +187,11 @@ def test_a_hydra_sweep_reads_the_selection_in_its_worker_processes(experiments, 
     search_path = tmp_path / "searchpath"
     (search_path / "exp").mkdir(parents=True)
     (search_path / "exp" / "tuned.yaml").write_text((experiments / "tuned.yaml").read_text())
-    out = subprocess.run([sys.executable, "-m", "childtuning.train", "-m", "exp=tuned", f"hydra.searchpath=[file://{search_path}]",
-                          "task=rte", "seed=1", f"paths.results={results}", f"paths.glue_dir={synthetic_glue}",
-                          f"paths.cache={tmp_path}/cache", "hydra/launcher=parallel"],
-                         cwd=REPO, capture_output=True, text=True, timeout=600, env={**__import__("os").environ,
-                                                                                     "WANDB_MODE": "disabled"})
+    command = [sys.executable, "-m", "childtuning.train", "-m", "exp=tuned", f"hydra.searchpath=[file://{search_path}]",
+               "task=rte", "seed=1", f"paths.results={results}", f"paths.glue_dir={synthetic_glue}",
+               f"paths.cache={tmp_path}/cache", "hydra/launcher=parallel"]
+    out = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "WANDB_MODE": "disabled"})
     assert out.returncode == 0, out.stdout + out.stderr
     lrs = {json.loads(p.read_text())["method"]: json.loads(p.read_text())["hyperparameters"]["lr"]
            for p in (results / "tuned" / "runs").glob("*.json")}

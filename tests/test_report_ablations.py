@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from childtuning import SCHEMA_VERSION
 from childtuning.aggregate import aggregate
 from childtuning.errors import InputError
 from childtuning.report.emp import expected_max
@@ -40,7 +39,8 @@ def test_comparison_tables_show_holm_beside_the_raw_p(tmp_path):
     raw = d.loc[["rte", "mrpc"], "p_welch"].to_numpy()
     assert d.loc[["rte", "mrpc"], "p_welch_holm"].tolist() == pytest.approx(holm(raw).tolist())
     assert d.loc["rte", "p_welch_holm"] == pytest.approx(min(1, 2 * d.loc["rte", "p_welch"]))   # the smaller of 2
-    assert d.loc[["rte", "mrpc"], "p_paired_holm"].tolist() == pytest.approx(holm(d.loc[["rte", "mrpc"], "p_paired"]).tolist())
+    paired = d.loc[["rte", "mrpc"], "p_paired"]
+    assert d.loc[["rte", "mrpc"], "p_paired_holm"].tolist() == pytest.approx(holm(paired).tolist())
     md = (results / "unit" / "table.md").read_text()
     assert "Welch p (Holm)" in md and "paired p (Holm)" in md and "(2 Welch, 2 paired p-values)" in md
 
@@ -169,7 +169,8 @@ def test_overlap_matrix_noise_ceiling_and_layers(tmp_path, masks):
 
     def expected(ta, tb, part=slice(None)):
         pairs = [(masks[(ta, i)][part], masks[(tb, j)][part]) for i in (1, 2) for j in (1, 2) if i != j]
-        return np.mean([(a & b).sum() / a.sum() for a, b in pairs]), np.mean([(a & b).sum() / (a | b).sum() for a, b in pairs])
+        return (np.mean([(a & b).sum() / a.sum() for a, b in pairs]),
+                np.mean([(a & b).sum() / (a | b).sum() for a, b in pairs]))
 
     for ta, tb in itertools.product(("rte", "mrpc"), repeat=2):
         row = cells[(cells["task_a"] == ta) & (cells["task_b"] == tb) & (cells["layer"] == "all")].iloc[0]
@@ -182,7 +183,7 @@ def test_overlap_matrix_noise_ceiling_and_layers(tmp_path, masks):
     assert "## Noise ceiling and chance" in md and "## Per layer" in md
     same_seed = np.mean([(masks[("rte", i)] & masks[("mrpc", i)]).sum() / masks[("rte", i)].sum() for i in (1, 2)])
     assert f"| rte | {100 * expected('rte', 'rte')[0]:.1f} ± " in md and f"| {100 * same_seed:.1f} (2) |" in md
-    assert (results / "ov" / "plots" / "overlap.png").is_file() and (results / "ov" / "plots" / "overlap_per_layer.png").is_file()
+    assert all((results / "ov" / "plots" / f).is_file() for f in ("overlap.png", "overlap_per_layer.png"))
 
     # without the masks the tables rebuild from the saved counts, byte for byte
     before = {n: (results / "ov" / n).read_text() for n in ("table.md", "table.csv", "table.tex")}

@@ -67,7 +67,8 @@ class OverlapSummary:
     @property
     def tasks(self) -> list[str]:
         found = list(dict.fromkeys(self.runs["task"]))
-        return [t for t in self.spec.expected["task"] if t in found] + [t for t in found if t not in self.spec.expected["task"]]
+        declared = self.spec.expected["task"]
+        return [t for t in declared if t in found] + [t for t in found if t not in declared]
 
 
 def read_mask(path: Path) -> tuple[list[str], list[tuple], np.ndarray]:
@@ -100,7 +101,8 @@ def run_table(records: pd.DataFrame) -> pd.DataFrame:
         if "child_mask_sha256" not in stats:
             continue                     # not a run with a saved child network (noted by the caller)
         rows.append({"run_id": r["run_id"], "task": r["task"], "seed": r["seed"], "model": r["model"],
-                     "keep_ratio": stats.get("keep_ratio"), "train_size": ((rec.get("data") or {}).get("train") or {}).get("size"),
+                     "keep_ratio": stats.get("keep_ratio"),
+                     "train_size": ((rec.get("data") or {}).get("train") or {}).get("size"),
                      "selection": stats.get("selection", params.get("selection")), "prune": params.get("prune", "none"),
                      "eligible": json.dumps(params.get("eligible"), sort_keys=True), "sha256": stats["child_mask_sha256"],
                      "mask": rec.get("artifacts", {}).get("child_mask")})
@@ -175,7 +177,8 @@ def pair_frame(runs: pd.DataFrame, data: dict) -> tuple[pd.DataFrame, list[str]]
     frame = pd.DataFrame(rows, columns=["run_a", "run_b", "task_a", "task_b", "seed_a", "seed_b", "layer", "size_a",
                                         "size_b", "both", "eligible", "layer_matched"])
     frame["overlap"] = frame["both"] / frame["size_a"].where(frame["size_a"] > 0)
-    frame["jaccard"] = frame["both"] / (frame["size_a"] + frame["size_b"] - frame["both"]).where(frame["size_a"] + frame["size_b"] > 0)
+    union = frame["size_a"] + frame["size_b"] - frame["both"]
+    frame["jaccard"] = frame["both"] / union.where(union > 0)
     frame["chance"] = frame["size_b"] / frame["eligible"]
     frame["layer_matched_chance"] = frame["layer_matched"] / frame["size_a"].where(frame["size_a"] > 0)
     return frame, layers
@@ -216,7 +219,8 @@ class OverlapTable(TableKind):
         tasks = [t for t in spec.expected["task"] if t in set(runs["task"])] + \
             sorted(set(runs["task"]) - set(spec.expected["task"]))
         ignored = sorted(set(records["run_id"]) - set(runs["run_id"]))
-        notes = [f"{len(ignored)} record(s) without a saved child network, not compared: {', '.join(ignored)}"] if ignored else []
+        notes = [f"{len(ignored)} record(s) without a saved child network, not compared: {', '.join(ignored)}"] \
+            if ignored else []
         return OverlapSummary(spec=spec, records=records, runs=runs, pairs=pairs, cells=cell_frame(pairs, tasks, layers),
                               layers=layers, missing=missing_runs(records, spec), outside=outside_grid(records, spec),
                               skipped=skipped, notes=notes)
@@ -267,7 +271,8 @@ def render_markdown(s: OverlapSummary) -> str:
         other = other_seed[other_seed["task_b"] != t]
         same_seed = mine[(mine["seed_a"] == mine["seed_b"]) & (mine["task_b"] != t)]
         rows.append([t, f"{pct(same['overlap'].mean())} ± {pct(same['overlap'].std(ddof=1))} ({len(same)})",
-                     f"{pct(other['overlap'].mean())} ({len(other)})", f"{pct(same_seed['overlap'].mean())} ({len(same_seed)})",
+                     f"{pct(other['overlap'].mean())} ({len(other)})",
+                     f"{pct(same_seed['overlap'].mean())} ({len(same_seed)})",
                      pct(mine["chance"].mean()), pct(mine["layer_matched_chance"].mean())])
     out += md_table(["task", "same task, other seed (pairs)", "other tasks, other seed (pairs)",
                      "other tasks, same seed (pairs)", "chance", "layer-matched chance"], rows)
@@ -285,7 +290,8 @@ def render_markdown(s: OverlapSummary) -> str:
     out += ["", "## Compute", ""] + compute_lines(s.records)
     out += missing_lines(s)
     notes = list(s.notes) + ([f"{len(s.outside)} record(s) outside the declared grid, compared too: "
-                              f"{', '.join(s.outside)}"] if s.outside else []) + [f"skipped unreadable file {m}" for m in s.skipped]
+                              f"{', '.join(s.outside)}"] if s.outside else [])
+    notes += [f"skipped unreadable file {m}" for m in s.skipped]
     out += (["", "## Notes", ""] + [f"- {n}" for n in notes]) if notes else []
     return "\n".join(out) + "\n"
 
