@@ -32,7 +32,8 @@ else
 endif
 
 .PHONY: help setup test demo smoke tables reproduce-table1 reproduce-table1-cpu reproduce-domain-transfer \
-	reproduce-domain-transfer-cpu reproduce-child-networks-cpu bench
+	reproduce-domain-transfer-cpu reproduce-task-transfer reproduce-task-transfer-cpu \
+	reproduce-child-networks-cpu bench
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-31s %s\n", $$1, $$2}'
@@ -78,6 +79,25 @@ reproduce-domain-transfer: $(SETUP)  ## paper Sec. 3.4 domain transfer: BERT-lar
 reproduce-domain-transfer-cpu: $(SETUP)  ## domain transfer on MiniLM with offline substitutes (5k pairs of MNLI dev / SNLI test), 3 seeds (about 2 h on 2 cores)
 	$(CPU_SWEEP) exp=domain_transfer_cpu
 	$(PY) -m childtuning.aggregate domain_transfer_cpu --results $(RESULTS)
+
+# The probes of a CPU study: JOBS probe processes side by side, one thread each, each taking every
+# JOBS-th encoder of the plan (probe.shard); a failed shard fails the target.
+define PROBE_CPU
+	pids=""; for k in $$(seq 0 $$(($(JOBS) - 1))); do \
+	  $(PY) -m childtuning.probe exp=$(1) paths.results=$(RESULTS) impl.num_threads=1 impl.progress_bar=false \
+	    probe.shard=$$k/$(JOBS) & pids="$$pids $$!"; \
+	done; for p in $$pids; do wait $$p || exit 1; done
+endef
+
+reproduce-task-transfer: $(SETUP)  ## paper Sec. 3.4: BERT-large on SST-2 x 3 methods x 5 seeds, linear probes on CoLA/MRPC/STS-B/RTE (GPU / cluster)
+	$(SWEEP) exp=task_transfer
+	$(PY) -m childtuning.probe exp=task_transfer paths.results=$(RESULTS)
+	$(PY) -m childtuning.aggregate task_transfer --results $(RESULTS)
+
+reproduce-task-transfer-cpu: $(SETUP)  ## task transfer on MiniLM: SST-2 (5k) sources, probes on 4 targets (about 2.6 h on 2 busy cores)
+	$(CPU_SWEEP) exp=task_transfer_cpu
+	$(call PROBE_CPU,task_transfer_cpu)
+	$(PY) -m childtuning.aggregate task_transfer_cpu --results $(RESULTS)
 
 # Issue 16's CPU studies, in the order that shares the most Fisher passes (childtuning/fisher_cache.py):
 # the overlap masks first, then the tuning protocol (search stage, selection, confirmation), then the

@@ -42,6 +42,9 @@ class ModelConfig:
     architecture: str = MISSING            # transformers model_type (checked against the loaded model)
     tokenizer: Optional[str] = None        # tiny models: minilm | bpe | unigram
     config: dict[str, Any] = field(default_factory=dict)
+    # source=run: "<experiment>/<run_id>" of a run saved with trainer.save_model (childtuning/
+    # saved_models.py). Read by the probe (python -m childtuning.probe); fine-tuning refuses it.
+    run: Optional[str] = added_later(None)
 
 
 @dataclass
@@ -125,6 +128,8 @@ class TrainerConfig:
     optimizer: str = MISSING
     optimizer_impl: str = MISSING
     checkpoint: bool = not_outcome(default=False)   # a resumed run ends bit-identical to an uninterrupted one
+    # Keep the final model beside the record (childtuning/saved_models.py); what the run computes is the same.
+    save_model: bool = not_outcome(default=False)
 
 
 @dataclass
@@ -169,6 +174,7 @@ class RunConfig:
     # added to `targets`, which alone enters the run id.
     targets_by_task: dict[str, list[Any]] = field(default_factory=dict)
     table: Any = None          # experiment files: the table layout (read by the aggregator only)
+    probe: Any = None          # experiment files: the probes of their runs (read by childtuning.probe only)
     protocol: Any = None       # experiment files: a tuning protocol (read by childtuning.protocol only)
 
 
@@ -302,6 +308,8 @@ def validate(cfg: DictConfig) -> DictConfig:
     t, tr, md, impl = merged.task, merged.trainer, merged.model, merged.impl
     check(md.source in MODEL_SOURCES, f"model.source={md.source!r}; use one of {MODEL_SOURCES}")
     check(md.source != "hub" or bool(md.pretrained), f"model {md.name}: source=hub needs model.pretrained (a hub id or path)")
+    check(md.source != "run", f"model.source=run ({md.run}) names a saved run for the probe (python -m childtuning.probe "
+                              "probe.sources=[<experiment>/<run_id>]); a fine-tuning run starts from a pretrained model")
     check(md.padding_side in ("left", "right"), f"model.padding_side={md.padding_side!r}; use left or right")
     check_task(t)
     check(tr.epochs >= 0 and tr.batch_size > 0 and tr.lr > 0 and tr.max_length > 0,

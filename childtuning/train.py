@@ -20,7 +20,7 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from . import SCHEMA_VERSION, data, methods, packing, seeding, targets
+from . import SCHEMA_VERSION, data, methods, packing, saved_models, seeding, targets
 from .config import validate
 from .errors import InputError
 from .logger import Logger
@@ -195,6 +195,8 @@ def run(cfg: DictConfig) -> dict:
         traceback.print_exc()
         error, state = f"{type(e).__name__}: {e}", None
     artifacts = method.save_artifacts(out.parent / "artifacts" / rid) if state else {}
+    if state and cfg.trainer.save_model:          # the final model, for probes (childtuning/probe)
+        artifacts["model"] = saved_models.save(model, tokenizer, out.parent / "artifacts" / rid)
     record = build_record(cfg, rid, splits, device, started, state, error, method, artifacts, target_results)
     write_atomic(record_path, record)
     if checkpoint is not None and checkpoint.exists():

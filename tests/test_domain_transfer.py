@@ -6,7 +6,7 @@ import pytest
 import childtuning.train as train_mod
 from childtuning.errors import InputError
 from childtuning.report import aggregate
-from conftest import compose_cfg
+from conftest import REPO, compose_cfg
 
 MRPC_MAP = "{task: mrpc, split: dev, label_map: {entailment: '1', not_entailment: '0'}}"
 
@@ -91,3 +91,76 @@ table:
     assert "## tiny_bert, trained on rte" in md and "majority class" in md and "a test: tiny random model" in md
     assert "Target evaluation" in md and (tmp_path / "dt" / "plots" / "rte.png").is_file()
     assert (tmp_path / "dt" / "table.tex").read_text().count("\\begin{tabular}") == 1
+
+
+# ---------------------------------------------------------------- the notebook, on synthetic records
+NB_EXPERIMENT = """# @package _global_
+defaults:
+  - override /model: tiny_bert
+experiment: dt_nb
+hydra:
+  sweeper:
+    params:
+      method: vanilla,child_tuning_d
+      seed: 1,2,3
+table:
+  kind: transfer
+  rows: [model, method]
+  columns: target
+  baseline: vanilla
+"""
+
+
+def write_synthetic_transfer(results, experiment="dt_nb"):
+    """Records of a transfer sweep (rte source, two targets) with made-up scores, in the runner's format."""
+    import random
+
+    from childtuning import SCHEMA_VERSION
+    rng, runs = random.Random(0), results / experiment / "runs"
+    runs.mkdir(parents=True)
+    for method in ("vanilla", "child_tuning_d"):
+        for seed in (1, 2, 3):
+            acc = 60 + rng.random() * 5 + (2 if method == "child_tuning_d" else 0)
+            targets = {name: {"task": name.split(":")[0], "split": "dev", "metrics": {"accuracy": acc - 10 + rng.random()},
+                              "main_metric": "accuracy", "size": 100, "majority_class": {"accuracy": 50.0},
+                              "degenerate": None, "label_map": {"name": "by_name", "pairs": {}}}
+                       for name in ("snli:dev", "sick:test")}
+            rid = f"tiny_bert.rte.{method}.s{seed}.000000000{seed}"
+            record = {"schema_version": SCHEMA_VERSION, "run_id": rid, "experiment": experiment, "model": "tiny_bert",
+                      "task": "rte", "method": method, "seed": seed, "status": "ok", "reason": None,
+                      "metrics": {"accuracy": acc}, "main_metric": {"name": "accuracy", "value": acc},
+                      "history": [{"epoch": 1, "metrics": {"accuracy": acc}, "train_loss": 0.5, "degenerate": None}],
+                      "train_seconds": 10.0, "started_at": "2026-01-01T00:00:00+00:00",
+                      "finished_at": "2026-01-01T00:00:20+00:00", "targets": targets, "target_seconds": 4.0,
+                      "config": {"task": {"main_metric": "accuracy"}}}
+            (runs / f"{rid}.json").write_text(json.dumps(record))
+
+
+def test_notebook_is_saved_without_outputs():
+    import nbformat
+    nb = nbformat.read(REPO / "notebooks" / "domain_transfer.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code and all(not c.outputs and c.execution_count is None for c in code)
+    assert 'EXPERIMENT = "domain_transfer_cpu"' in code[0].source
+
+
+@pytest.mark.slow
+def test_notebook_runs_on_domain_transfer_records(tmp_path, monkeypatch):
+    import os
+
+    import nbformat
+    from nbclient import NotebookClient
+    results, spec = tmp_path / "results", tmp_path / "dt_nb.yaml"
+    spec.write_text(NB_EXPERIMENT)
+    write_synthetic_transfer(results)
+    for key, value in (("EXPERIMENT", "dt_nb"), ("RESULTS", str(results)), ("EXPERIMENT_FILE", str(spec))):
+        monkeypatch.setenv(f"CHILDTUNING_{key}", value)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    nb = nbformat.read(REPO / "notebooks" / "domain_transfer.ipynb", as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(REPO / "notebooks")}}).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    text = "".join(str(o.get("data", {}).get("text/markdown", "")) + str(o.get("data", {}).get("text/plain", ""))
+                   for o in outputs)
+    assert "domain transfer" in text and "sick:test" in text and "target_share" in text
+    assert len([o for o in outputs if "image/png" in o.get("data", {})]) >= 2

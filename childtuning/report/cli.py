@@ -41,6 +41,7 @@ def summarize(experiment: str, results: str | Path, experiment_file: str | Path 
     if records.empty:
         raise InputError(f"no run records for experiment {experiment!r} in {where}{extra}. Produce them with: "
                          f"python -m childtuning.train -m exp={experiment} paths.results={results}")
+    spec.results = str(results)      # e.g. task_transfer also reads <results>/<experiment>/probes
     return registry.get(spec.kind).summarize(spec, records, skipped)
 
 

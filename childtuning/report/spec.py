@@ -33,6 +33,8 @@ class TableSpec:
     options: dict = field(default_factory=dict)   # the table block's kind-specific keys (e.g. a curve's `x`)
     protocol: dict | None = None  # the experiment's tuning protocol block (childtuning/protocol.py), if any
     caption: str | None = None    # table.caption: what differs from the paper's setting, said with the table
+    file: str | None = None        # the experiment file read (None: a layout inferred from the records)
+    results: str | None = None     # the results folder, set by the aggregator (a kind may read more than runs/)
 
     @property
     def extra(self) -> list[str]:
@@ -129,7 +131,7 @@ def load_spec(experiment: str, path: str | Path | None = None) -> TableSpec:
                          statistic=table.get("statistic", "mean"), baseline=baseline, baseline_axis=baseline_axis,
                          paper_values=paper.get("values") or {}, paper_source=paper.get("source"),
                          options={k: v for k, v in table.items() if k not in TABLE_KEYS},
-                         caption=table.get("caption"))
+                         caption=table.get("caption"), file=str(path))
         registry.get(spec.kind, str(path)).check(spec, str(path))
         spec.expected = sweep_grid(compose_with, cfg, spec.key + ["seed"], str(path))
     spec.protocol = protocol_of(protocol, str(path))      # outside: it may compose another experiment
