@@ -253,3 +253,13 @@ table:
     assert d["p_welch_holm"].tolist() == pytest.approx(holm(d["p_welch"]).tolist())
     assert d["p_paired_holm"].notna().all() or d["p_paired"].isna().any()
     assert "Welch p (Holm)" in (tmp_path / "dt" / "table.md").read_text()
+
+
+def test_task_transfer_tables_adjust_their_comparisons_too(tmp_path):
+    from transfer_fixtures import write_synthetic
+
+    write_synthetic(tmp_path / "results")
+    cells = aggregate("task_transfer_smoke", tmp_path / "results")
+    assert cells["p_welch"].notna().sum() >= 2                            # a family to adjust
+    assert cells["p_welch_holm"].tolist() == pytest.approx(holm(cells["p_welch"]).tolist(), nan_ok=True)
+    assert "Welch p (Holm)" in (tmp_path / "results" / "task_transfer_smoke" / "table.md").read_text()
