@@ -14,7 +14,10 @@ in another order with other thread counts), the torch and transformers versions,
 CACHE_VERSION, which a change to `fisher.fisher_information` must bump. An entry stores that
 description next to the scores and is used only when it is equal to the asking run's, so a
 changed input can only miss. Entries live in `<paths.cache>/fisher/<key>.pt` (written
-atomically; safe to delete); `impl.fisher_cache=false` switches the cache off.
+atomically; safe to delete); `impl.fisher_cache=false` switches the cache off. A combination of
+methods (`child_tuning_d+mixout`) never uses it: an earlier part's preparation can hold state
+outside the model's weights (Mixout's mixing probability and random stream, which the pass's
+forward passes advance), which the key would miss and a skipped pass would not advance.
 """
 from __future__ import annotations
 

@@ -153,6 +153,17 @@ def test_fisher_cache_hit_gives_the_bit_identical_mask(tmp_path, synthetic_glue)
     assert len(list((tmp_path / "cache" / "fisher").glob("*.pt"))) == 1
 
 
+def test_combinations_do_not_use_the_cache():
+    from childtuning import methods
+
+    cfg = validate(compose_cfg("model=tiny_bert", "method=child_tuning_d+mixout"))
+    combined = methods.build(cfg.method, 1, methods.TaskInfo.of(cfg.task), cache_dir="somewhere")
+    alone = methods.build(validate(compose_cfg("model=tiny_bert", "method=child_tuning_d")).method, 1,
+                          methods.TaskInfo.of(cfg.task), cache_dir="somewhere")
+    assert alone.cache_dir == "somewhere"
+    assert combined.parts["child_tuning_d"].cache_dir is None and combined.parts["mixout"].cache_dir is None
+
+
 def test_a_changed_training_example_misses_the_cache(tmp_path, synthetic_glue):
     every = ("method=child_tuning_d", "task.max_train_samples=null", "reuse=false")   # the whole (changed) file
     first = train_mod.run(tiny(tmp_path, synthetic_glue, *every, "experiment=a"))

@@ -119,9 +119,10 @@ class Composite(Method):
         return {**value, "parts": {n: REGISTRY[n].id_part(v) if n in REGISTRY else v for n, v in parts.items()}}
 
     def use_cache(self, cache_dir):
-        super().use_cache(cache_dir)
-        for part in self.parts.values():
-            part.use_cache(cache_dir)
+        # No reuse inside a combination: an earlier part's preparation is state a cache key cannot
+        # fully see (Mixout's mixing probability and random stream, which the Fisher pass's
+        # forward passes also advance), so a cached pass could differ, or shift what follows.
+        super().use_cache(None)
 
     def _owner(self, hook: str) -> Method | None:
         return self.parts[self.owners[hook]] if hook in self.owners else None
