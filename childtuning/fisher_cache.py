@@ -1,15 +1,16 @@
 """A disk cache of Fisher passes: runs whose pass would compute the same numbers share one pass.
 
 Child-Tuning_D's Fisher pass depends only on what happens before training: the model as it is
-when the pass starts (pretrained weights, the new head's initialisation, any earlier preparation
-such as Mixout's module swap or Top-K's freezing), the training examples, how they are batched,
-the run seed (the pass's order comes from its "fisher" stream and its dropout from the global
-generator seeded from that stream) and the Fisher settings. Not on the learning rate, the number
+when the pass starts (pretrained weights, the new head's initialisation, Top-K's freezing), the
+batches it sees (the training examples, in the order of the run's "fisher" stream, laid out by
+the collator: packed or padded), the dropout (the global generator seeded from that stream, so
+the run seed) and the Fisher settings. Not on the learning rate, the number
 of epochs, the keep ratio or the selection rule, so a keep-ratio sweep, the selection ablations
 and a mask-only run (trainer.epochs=0) of one task and seed pay for one pass.
 
 The cache key is the SHA-256 of `describe()`: every input above, spelled out (no input is
-assumed from a config name), plus the device type, the CPU thread count (matrix kernels may sum
+assumed from a config name; the batches are hashed tensor by tensor as the pass would receive
+them, so a change to the data, the order or the batching code changes the key), plus the device type, the CPU thread count (matrix kernels may sum
 in another order with other thread counts), the torch and transformers versions, and
 CACHE_VERSION, which a change to `fisher.fisher_information` must bump. An entry stores that
 description next to the scores and is used only when it is equal to the asking run's, so a
@@ -54,28 +55,28 @@ def model_fingerprint(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def data_fingerprint(features: list[dict]) -> str:
-    """The training examples as the loader holds them (token ids, segment ids, labels, in order)."""
-    return hashlib.sha256(json.dumps(features, sort_keys=True).encode()).hexdigest()
-
-
-def batching(loader, batch_size: int) -> dict:
-    """How the pass batches: the batch size and the collator's layout settings (packed or padded)."""
-    collate = loader.collate
-    simple = {k: v for k, v in sorted(vars(collate).items()) if isinstance(v, (bool, int, float, str, type(None)))}
-    return {"batch_size": batch_size, "collator": type(collate).__name__, **simple}
+def batches_fingerprint(loader, batch_size: int, order: torch.Generator) -> str:
+    """Every batch the pass would receive (all tensors, in order): the examples, their order from
+    `order` (a fresh copy of the pass's stream) and the collator's layout, packed or padded."""
+    h = hashlib.sha256(type(loader.collate).__name__.encode())
+    for batch in loader.reshuffled(order, batch_size):
+        for name in sorted(batch):
+            t = batch[name]
+            h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+            h.update(_tensor_bytes(t))
+    return h.hexdigest()
 
 
 def describe(model, names: list[str], params: list[torch.nn.Parameter], loader, settings, seed: int,
-             device: torch.device) -> dict:
-    """Everything a Fisher pass's result depends on (see the module docstring)."""
+             device: torch.device, order: torch.Generator) -> dict:
+    """Everything a Fisher pass's result depends on (see the module docstring). `order`: a fresh
+    generator of the pass's own stream (consumed here; the pass draws from another fresh one)."""
     import transformers
 
     return {"version": CACHE_VERSION, "seed": int(seed),
             "settings": {k: settings[k] for k in SETTINGS},
             "params": [[n, list(p.shape)] for n, p in zip(names, params)],
-            "model": model_fingerprint(model), "data": data_fingerprint(loader.features),
-            "batching": batching(loader, settings["batch_size"]),
+            "model": model_fingerprint(model), "batches": batches_fingerprint(loader, settings["batch_size"], order),
             "device": device.type, "threads": torch.get_num_threads() if device.type == "cpu" else None,
             "torch": torch.__version__, "transformers": transformers.__version__}
 

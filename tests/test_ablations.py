@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import childtuning.train as train_mod
-from childtuning import fisher_cache
+from childtuning import fisher_cache, seeding
 from childtuning.config import validate
 from childtuning.errors import InputError
 from childtuning.record import run_id
@@ -192,10 +192,11 @@ def test_cache_key_changes_with_every_input(tmp_path, synthetic_glue):
     fc = dict(cfg.method.fisher)
     key = lambda **kw: fisher_cache.key(fisher_cache.describe(  # noqa: E731
         kw.get("model", model), names, params, kw.get("loader", loader), kw.get("fc", fc), kw.get("seed", 1),
-        torch.device("cpu")))
+        torch.device("cpu"), seeding.generator(kw.get("order", 1), "fisher")))
     base = key()
     assert key() == base                                                  # deterministic
     assert key(seed=2) != base
+    assert key(order=2) != base                                           # another order of the same examples
     assert key(fc={**fc, "batch_size": 4}) != base
     assert key(fc={**fc, "dropout": False}) != base
     assert key(fc={**fc, "max_samples": 8}) != base

@@ -210,7 +210,8 @@ class ChildTuningD(ChildTuning):
         fc = self.cfg.fisher
         description = None
         if self.cache_dir:
-            description = fisher_cache.describe(model, self.names, self.params, train_loader, fc, self.seed, device)
+            description = fisher_cache.describe(model, self.names, self.params, train_loader, fc, self.seed, device,
+                                                 self.generator("fisher"))
             self.cache_info = {"fisher_cache": "miss", "fisher_cache_key": fisher_cache.key(description)}
             cached = fisher_cache.load(self.cache_dir, description, device)
             if cached is not None:
