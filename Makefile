@@ -32,8 +32,8 @@ else
 endif
 
 .PHONY: help setup test demo smoke tables reproduce-table1 reproduce-table1-cpu reproduce-domain-transfer \
-	reproduce-domain-transfer-cpu reproduce-task-transfer reproduce-task-transfer-cpu \
-	reproduce-child-networks-cpu bench
+	reproduce-domain-transfer-cpu reproduce-task-transfer reproduce-task-transfer-cpu reproduce-prior-methods \
+	reproduce-prior-methods-cpu reproduce-child-networks-cpu bench
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-31s %s\n", $$1, $$2}'
@@ -79,6 +79,14 @@ reproduce-domain-transfer: $(SETUP)  ## paper Sec. 3.4 domain transfer: BERT-lar
 reproduce-domain-transfer-cpu: $(SETUP)  ## domain transfer on MiniLM with offline substitutes (5k pairs of MNLI dev / SNLI test), 3 seeds (about 2 h on 2 cores)
 	$(CPU_SWEEP) exp=domain_transfer_cpu
 	$(PY) -m childtuning.aggregate domain_transfer_cpu --results $(RESULTS)
+
+reproduce-prior-methods: $(SETUP)  ## paper Sec. 4.1: BERT-large, 4 tasks, vanilla/CT + 5 prior methods + CT_D combinations, 10 seeds (GPU / cluster)
+	$(SWEEP) exp=prior_methods
+	$(PY) -m childtuning.aggregate prior_methods --results $(RESULTS)
+
+reproduce-prior-methods-cpu: $(SETUP)  ## the same on MiniLM, MRPC/STS-B 1k subsets, 5 seeds (about 5 h on 2 cores)
+	$(CPU_SWEEP) exp=prior_methods_cpu
+	$(PY) -m childtuning.aggregate prior_methods_cpu --results $(RESULTS)
 
 # The probes of a CPU study: JOBS probe processes side by side, one thread each, each taking every
 # JOBS-th encoder of the plan (probe.shard); a failed shard fails the target.
