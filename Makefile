@@ -33,7 +33,7 @@ endif
 
 .PHONY: help setup test demo smoke tables reproduce-table1 reproduce-table1-cpu reproduce-domain-transfer \
 	reproduce-domain-transfer-cpu reproduce-task-transfer reproduce-task-transfer-cpu reproduce-prior-methods \
-	reproduce-prior-methods-cpu bench
+	reproduce-prior-methods-cpu reproduce-child-networks-cpu bench
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-31s %s\n", $$1, $$2}'
@@ -106,6 +106,18 @@ reproduce-task-transfer-cpu: $(SETUP)  ## task transfer on MiniLM: SST-2 (5k) so
 	$(CPU_SWEEP) exp=task_transfer_cpu
 	$(call PROBE_CPU,task_transfer_cpu)
 	$(PY) -m childtuning.aggregate task_transfer_cpu --results $(RESULTS)
+
+# Issue 16's CPU studies, in the order that shares the most Fisher passes (childtuning/fisher_cache.py):
+# the overlap masks first, then the tuning protocol (search stage, selection, confirmation), then the
+# ablations at the selected rates. About 8.4 h on 2 cores (README); a relaunch skips finished runs.
+STUDIES16 := overlap_cpu lr_search_tuned_cpu table1_cpu_tuned ablation_cpu ablation_prune_cpu ablation_keep_ratio_cpu
+reproduce-child-networks-cpu: $(SETUP)  ## issue 16: overlap, tuned Table 1 (search + protocol), ablations, keep ratios (~8.4 h on 2 cores)
+	$(CPU_SWEEP) exp=overlap_cpu
+	$(CPU_SWEEP) exp=lr_search_tuned_cpu
+	$(PY) -m childtuning.protocol table1_cpu_tuned --results $(RESULTS)
+	for e in table1_cpu_tuned ablation_cpu ablation_prune_cpu ablation_keep_ratio_cpu; do \
+	  $(CPU_SWEEP) exp=$$e || exit 1; done
+	for e in $(STUDIES16); do $(PY) -m childtuning.aggregate $$e --results $(RESULTS) || exit 1; done
 
 bench: $(SETUP)  ## the benchmarks (minutes; each prints one JSON line last)
 	$(PY) benchmarks/fisher_threshold.py

@@ -92,7 +92,8 @@ def init_model(cfg, tokenizer, device: torch.device) -> torch.nn.Module:
 
 
 def build_method(cfg) -> methods.Method:
-    return methods.build(cfg.method, cfg.seed, methods.TaskInfo.of(cfg.task))
+    cache = cfg.paths.cache if cfg.impl.fisher_cache else None    # reused results, e.g. Fisher passes
+    return methods.build(cfg.method, cfg.seed, methods.TaskInfo.of(cfg.task), cache)
 
 
 def build_record(cfg, rid: str, splits: dict, device: torch.device, started: str, state: dict | None,
@@ -114,7 +115,8 @@ def build_record(cfg, rid: str, splits: dict, device: torch.device, started: str
         "status": status, "reason": reason,
         "metrics": final["metrics"] if final else {},
         "main_metric": {"name": main, "value": final["metrics"][main] if final else None,
-                        "checkpoint": "last epoch (paper protocol)"},
+                        "checkpoint": "last epoch (paper protocol)" if cfg.trainer.epochs else
+                        "none: trainer.epochs=0 records only the method's preparation (no training, no evaluation)"},
         "best_epoch": {"epoch": best["epoch"], "value": best["metrics"][main],
                        "note": "best dev epoch, for reference only; not the headline"} if best else None,
         "history": history, "steps": state["step"] if state else 0,

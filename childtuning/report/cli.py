@@ -29,7 +29,7 @@ def summarize(experiment: str, results: str | Path, experiment_file: str | Path 
     and outside."""
     path = find_experiment_file(experiment, experiment_file)
     spec = load_spec(experiment, path) if path is not None else None
-    records, skipped = load_records(experiment, results, *((spec.metric, spec.extra) if spec else ()))
+    records, skipped = load_records(experiment, results, *((spec.metric, spec.read) if spec else ()))
     for msg in skipped:
         print(f"warning: skipped unreadable record {msg}", file=sys.stderr)
     where = runs_dir(results, experiment)

@@ -14,13 +14,14 @@ import pandas as pd
 from ..errors import InputError
 from .markdown import compute_lines
 from .registry import TableKind, register
-from .stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, compare, finite, missing_runs, outside_grid, status_counts
+from .stats import (BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, HOLM_COLUMNS, compare, finite, holm, missing_runs, outside_grid,
+                    status_counts)
 from .text import NA, md_table, num, p_value, signed
 
 IN_DOMAIN = "in-domain (dev)"
 KEY = ["model", "task", "method", "target"]
 STATS = ["metric", "mean", "std", "n_ok", "n", "n_scored", "failed_by_status", "majority", "delta_vs_baseline",
-         "p_welch", "ci_low", "ci_high", "p_paired", "seeds_better"]
+         "p_welch", "p_welch_holm", "ci_low", "ci_high", "p_paired", "p_paired_holm", "seeds_better"]
 
 
 def long_frame(records: pd.DataFrame) -> pd.DataFrame:
@@ -89,6 +90,8 @@ class TransferTable(TableKind):
                             compare(row, sub, base)
                         cells.append(row)
         frame = pd.DataFrame(cells, columns=KEY + STATS)
+        for raw, adjusted in HOLM_COLUMNS.items():      # one family per test: every comparison in the table
+            frame[adjusted] = holm(frame[raw].astype("float64")) if len(frame) else frame[raw]
         return TransferSummary(spec, records, long, frame, missing_runs(records, spec), outside_grid(records, spec),
                                skipped)
 
@@ -122,13 +125,16 @@ def render_markdown(s: TransferSummary) -> str:
         rows = [[m] + [_cell(by_cell.get((m, t))) for t in targets] for m in dict.fromkeys(block["method"])]
         majority = [num(block[block["target"] == t]["majority"].iloc[0]) for t in targets]
         out += md_table(["method"] + targets, rows + [["majority class"] + majority])
-        out += ["", f"Δ to {spec.baseline} (p: Welch; paired: over seeds, which share data order and head init; CI: "
+        out += ["", f"Δ to {spec.baseline} (p: Welch; paired: over seeds, which share data order and head init; Holm: "
+                "each p adjusted by Holm's step-down method over all the table's comparisons, every source task's; CI: "
                 f"bootstrap 95%, {BOOTSTRAP_RESAMPLES:,} resamples, seed {BOOTSTRAP_SEED}):", ""]
         deltas = [[c["method"], c["target"], signed(c["delta_vs_baseline"]),
                    f"[{signed(c['ci_low'])}, {signed(c['ci_high'])}]" if np.isfinite(c["ci_low"]) else NA,
-                   p_value(c["p_welch"]), p_value(c["p_paired"]), c["seeds_better"] or NA]
+                   p_value(c["p_welch"]), p_value(c["p_welch_holm"]), p_value(c["p_paired"]),
+                   p_value(c["p_paired_holm"]), c["seeds_better"] or NA]
                   for c in block.to_dict("records") if c["method"] != spec.baseline]
-        out += md_table(["method", "target", "Δ mean", "95% CI", "Welch p", "paired p", "seeds better"], deltas) \
+        out += md_table(["method", "target", "Δ mean", "95% CI", "Welch p", "Welch p (Holm)", "paired p",
+                         "paired p (Holm)", "seeds better"], deltas) \
             if deltas else ["(no method besides the baseline)"]
         out.append("")
     out += ["## Compute", ""] + compute_lines(s.records) + [""]

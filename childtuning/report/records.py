@@ -106,4 +106,6 @@ def load_records(experiment: str, results: str | Path, metric: str = "main",
     frame["value"] = frame["value"].astype("float64")
     frame[["seconds", "train_loss", "target_seconds"]] = frame[["seconds", "train_loss", "target_seconds"]].astype("float64")
     order = ["model", "task", "method", *extra, "seed", "run_id"]
-    return frame.sort_values(order, kind="stable").reset_index(drop=True), skipped
+    frame = frame.sort_values(order, kind="stable").reset_index(drop=True)
+    frame.attrs["runs_dir"] = str(folder)     # where the records are (a kind may read files beside them)
+    return frame, skipped

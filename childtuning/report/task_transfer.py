@@ -27,13 +27,14 @@ from ..probe.records import PRETRAINED
 from .grid import CONF_DIR, composer
 from .probes import load_probes
 from .registry import TableKind, register
-from .stats import bootstrap_ci, finite, paired, status_counts, welch_p
+from .stats import HOLM_COLUMNS, bootstrap_ci, finite, holm, paired, status_counts, welch_p
 
 CSV_COLUMNS = ["model", "method", "target", "metric", "mean", "std", "spread", "n_sources", "n_sources_scored",
                "n_probes", "n_scored", "n_ok", "n_failed", "failed_by_status", "delta_vs_baseline", "p_welch",
-               "ci_low", "ci_high", "p_paired", "seeds_better", "source_task", "source_metric", "source_mean",
+               "p_welch_holm", "ci_low", "ci_high", "p_paired", "p_paired_holm", "seeds_better", "source_task", "source_metric", "source_mean",
                "source_std", "source_n_ok", "source_n"]
-FLOATS = ("mean", "std", "delta_vs_baseline", "p_welch", "ci_low", "ci_high", "p_paired", "source_mean", "source_std")
+FLOATS = ("mean", "std", "delta_vs_baseline", "p_welch", "p_welch_holm", "ci_low", "ci_high", "p_paired", "p_paired_holm",
+          "source_mean", "source_std")
 PROBE_AXES = ["model", "method", "seed", "task", "head_seed"]
 
 
@@ -223,6 +224,8 @@ class TaskTransferTable(TableKind):
         per_source = per_source_scores(probes)
         source_cells = compute_source_cells(records, rows, str(spec.expected["task"][0]))
         cells = pd.DataFrame(compute_cells(spec, probes, per_source, rows, targets))
+        for raw, adjusted in HOLM_COLUMNS.items():      # one family per test: every comparison in the table
+            cells[adjusted] = holm(cells[raw].astype("float64")) if len(cells) else math.nan
         cells = cells.merge(source_cells.drop(columns="source_failed_by_status"), on=["model", "method"], how="left")
         cells = cells[CSV_COLUMNS].astype({c: "float64" for c in FLOATS})
         missing, missing_sources, outside, duplicates = gaps(spec, probes, records, plan)

@@ -69,7 +69,8 @@ def delta_lines(s) -> list[str]:
             f"t-test over source seeds; CI: bootstrap 95% ({BOOTSTRAP_RESAMPLES:,} resamples, seed {BOOTSTRAP_SEED}); "
             "paired p: paired t-test over the source seeds probed under both methods; seeds better: on how many of "
             f"them the row scored higher. p and CI are unknown with < 2 scores a side. Row {PRETRAINED}: the difference "
-            "only (its spread is over head seeds, not comparable with source seeds). Avg: difference of the averages.", ""]
+            "only (its spread is over head seeds, not comparable with source seeds). Holm: each p adjusted by Holm's "
+            "step-down method over all the comparisons of this table. Avg: difference of the averages.", ""]
     rows = []
     for row in s.rows:
         if row[1] == base:
@@ -78,12 +79,13 @@ def delta_lines(s) -> list[str]:
             c = s.cell(row, t)
             if c is not None:
                 ci = f"[{signed(c['ci_low'])}, {signed(c['ci_high'])}]" if np.isfinite(c["ci_low"]) else NA
-                rows.append([*row, t, signed(c["delta_vs_baseline"]), ci, p_value(c["p_welch"]), p_value(c["p_paired"]),
-                             c["seeds_better"] or NA])
-        rows.append([*row, "Avg", signed(s.avg(row) - s.avg((row[0], base))), NA, NA, NA, NA])
+                rows.append([*row, t, signed(c["delta_vs_baseline"]), ci, p_value(c["p_welch"]), p_value(c["p_welch_holm"]),
+                             p_value(c["p_paired"]), p_value(c["p_paired_holm"]), c["seeds_better"] or NA])
+        rows.append([*row, "Avg", signed(s.avg(row) - s.avg((row[0], base))), NA, NA, NA, NA, NA, NA])
     if not rows:
         return out + ["(no row besides the baseline)"]
-    return out + md_table(["model", "method", "target", "Δ mean", "95% CI", "Welch p", "paired p", "seeds better"], rows)
+    return out + md_table(["model", "method", "target", "Δ mean", "95% CI", "Welch p", "Welch p (Holm)", "paired p",
+                           "paired p (Holm)", "seeds better"], rows)
 
 
 def per_source_lines(s) -> list[str]:
