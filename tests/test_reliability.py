@@ -94,8 +94,17 @@ def test_a_lease_whose_process_is_gone_or_whose_job_was_requeued_is_taken_over_a
 RACER = """
 import os, sys, time
 from pathlib import Path
+from childtuning import lease
 from childtuning.lease import Lease
 folder = Path(sys.argv[1])
+judge = lease.stale_reason
+
+def slow_judge(owner, timeout_s):      # widen the race: every taker decides "stale", then all act at once
+    reason = judge(owner, timeout_s)
+    if reason and owner.host == "node-17":
+        time.sleep(0.5)
+    return reason
+lease.stale_reason = slow_judge
 taker = Lease(folder, "run.race", timeout_s=30, heartbeat_s=5, log=lambda *_: None)
 while not (folder / "go").exists():
     time.sleep(0.001)
@@ -257,7 +266,7 @@ def rte_full(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1], ids=["SIGTERM", "SIGUSR1"])
 def test_a_signalled_process_exits_for_requeue_and_its_relaunch_matches(rte_full, signum):
     """The command line as SLURM runs it: the signal comes from outside, during epoch 2."""
     root, glue, full = rte_full
