@@ -115,7 +115,7 @@ def test_two_sweeps_and_a_killer_leave_every_run_recorded_once(tmp_path):
     # every declared run: exactly one sound record, nothing half-written or left behind
     records = sorted(runs.glob("*.json"))
     assert len(records) == RUNS and all(integrity.read(p)[1] is None for p in records)
-    assert not list(runs.glob(".*")) and not list(leases.iterdir()) and not list(results.glob("smoke/checkpoints/*"))
+    assert not list(runs.glob(".*")) and not list(leases.glob("*")) and not list(results.glob("smoke/checkpoints/*"))
     # no run executed by two live processes at once; each run completed (recorded) exactly once
     spans = defaultdict(list)
     for s in everyone:
