@@ -111,6 +111,7 @@ def test_two_sweeps_and_a_killer_leave_every_run_recorded_once(tmp_path):
         s.proc.wait(timeout=60)
         s.reader.join(timeout=60)
     assert complete(), [line for s in everyone for _, line in s.lines][-40:]
+    assert sum(kills.values()) >= 1, "the killer found no run to kill"
 
     # every declared run: exactly one sound record, nothing half-written or left behind
     records = sorted(runs.glob("*.json"))
