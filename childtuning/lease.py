@@ -187,13 +187,17 @@ class Lease:
         finally:
             lock_tmp.unlink(missing_ok=True)
         if not got:
-            try:                           # a taker that died holding the lock: its lock goes stale too
-                if time.time() - lock.stat().st_mtime > self.timeout_s:
-                    lock.unlink()
-                    return None
+            try:
+                age = time.time() - lock.stat().st_mtime
             except FileNotFoundError:
                 return None
-            return seen                    # another process is taking it over now
+            if age > self.timeout_s:       # a taker that died holding the lock: its lock goes stale too
+                lock.unlink(missing_ok=True)
+                return None
+            deadline = time.time() + 1.0   # another process is taking it over now (milliseconds): see who won
+            while lock.exists() and time.time() < deadline:
+                time.sleep(0.01)
+            return None
         try:
             now = read_owner(self.path)
             if now is None:
