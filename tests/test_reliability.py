@@ -397,10 +397,16 @@ def test_a_full_disk_fails_before_any_work(tmp_path, synthetic_glue, no_data):
 
 
 @needs_dev_full
-def test_a_failed_final_write_keeps_the_old_record_and_prints_the_new_one(one_record, synthetic_glue, capsys):
+def test_a_failed_final_write_keeps_the_old_record_and_prints_the_new_one(one_record, synthetic_glue, capsys,
+                                                                           monkeypatch):
     results, record, path = one_record
     before = path.read_bytes()
-    full_disk_at(path.with_name(f".{path.name}.tmp{os.getpid()}"))   # write_atomic's temporary file
+    real_build = train_mod.build_record
+
+    def build_then_fill_the_disk(*a, **k):       # after training (a run clears stale temporary files first)
+        full_disk_at(path.with_name(f".{path.name}.tmp{os.getpid()}"))   # write_atomic's temporary file
+        return real_build(*a, **k)
+    monkeypatch.setattr(train_mod, "build_record", build_then_fill_the_disk)
     capsys.readouterr()
     with pytest.raises(storage.StorageError, match="could not write the record .*No space left on device.*"
                                                    "RECORD NOT WRITTEN"):
@@ -441,3 +447,15 @@ def test_a_slurm_style_sweep_requeues_on_submitits_signal_and_resumes(rte_full):
     (path,) = results.glob("smoke/runs/*.json")
     resumed = json.loads(path.read_text())
     assert resumed["run_id"] == full["run_id"] and resumed["history"] == full["history"]
+
+
+def test_a_killed_writers_temporary_files_are_cleared_by_the_next_owner(tmp_path, synthetic_glue):
+    cfg = tiny(tmp_path, synthetic_glue, "experiment=unit")
+    rid = train_mod.run_id(train_mod.validate(cfg))
+    unit = tmp_path / "unit"
+    left = [unit / "runs" / f".{rid}.json.tmp99999", unit / "checkpoints" / f".{rid}.pt.tmp99999"]
+    for path in left:                                   # what kill -9 during a write leaves
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{half")
+    train_mod.run(cfg)
+    assert not any(p.exists() for p in left)
