@@ -31,10 +31,12 @@ else
   CPU_SWEEP = $(PY) -m childtuning.train -m paths.results=$(RESULTS) $(PARALLEL)
 endif
 
-.PHONY: help setup test demo smoke tables reproduce-table1 reproduce-table1-cpu bench
+.PHONY: help setup test demo smoke tables reproduce-table1 reproduce-table1-cpu reproduce-domain-transfer \
+	reproduce-domain-transfer-cpu reproduce-task-transfer reproduce-task-transfer-cpu reproduce-prior-methods \
+	reproduce-prior-methods-cpu reproduce-child-networks-cpu bench
 
 help:  ## list the targets
-	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-31s %s\n", $$1, $$2}'
 	@echo "  variables: RESULTS=<dir> (default results)  LAUNCHER=local|parallel|slurm  JOBS=2  GLUE_DIR=<GLUE-format folder>"
 
 setup: $(SETUP)  ## create .venv and install the project (torch 2.13.0 CPU build first where there is no GPU)
@@ -70,7 +72,56 @@ reproduce-table1-cpu: $(SETUP)  ## Table 1's grid on MiniLM, 1k-example subsets,
 	$(CPU_SWEEP) exp=table1_cpu
 	$(PY) -m childtuning.aggregate table1_cpu --results $(RESULTS)
 
+reproduce-domain-transfer: $(SETUP)  ## paper Sec. 3.4 domain transfer: BERT-large on 5k MNLI / SNLI pairs, 6 targets, 3 methods x 5 seeds (GPU / cluster)
+	$(SWEEP) exp=domain_transfer
+	$(PY) -m childtuning.aggregate domain_transfer --results $(RESULTS)
+
+reproduce-domain-transfer-cpu: $(SETUP)  ## domain transfer on MiniLM with offline substitutes (5k pairs of MNLI dev / SNLI test), 3 seeds (about 2 h on 2 cores)
+	$(CPU_SWEEP) exp=domain_transfer_cpu
+	$(PY) -m childtuning.aggregate domain_transfer_cpu --results $(RESULTS)
+
+reproduce-prior-methods: $(SETUP)  ## paper Sec. 4.1: BERT-large, 4 tasks, vanilla/CT + 5 prior methods + CT_D combinations, 10 seeds (GPU / cluster)
+	$(SWEEP) exp=prior_methods
+	$(PY) -m childtuning.aggregate prior_methods --results $(RESULTS)
+
+reproduce-prior-methods-cpu: $(SETUP)  ## the same on MiniLM, MRPC/STS-B 1k subsets, 5 seeds (about 5 h on 2 cores)
+	$(CPU_SWEEP) exp=prior_methods_cpu
+	$(PY) -m childtuning.aggregate prior_methods_cpu --results $(RESULTS)
+
+# The probes of a CPU study: JOBS probe processes side by side, one thread each, each taking every
+# JOBS-th encoder of the plan (probe.shard); a failed shard fails the target.
+define PROBE_CPU
+	pids=""; for k in $$(seq 0 $$(($(JOBS) - 1))); do \
+	  $(PY) -m childtuning.probe exp=$(1) paths.results=$(RESULTS) impl.num_threads=1 impl.progress_bar=false \
+	    probe.shard=$$k/$(JOBS) & pids="$$pids $$!"; \
+	done; for p in $$pids; do wait $$p || exit 1; done
+endef
+
+reproduce-task-transfer: $(SETUP)  ## paper Sec. 3.4: BERT-large on SST-2 x 3 methods x 5 seeds, linear probes on CoLA/MRPC/STS-B/RTE (GPU / cluster)
+	$(SWEEP) exp=task_transfer
+	$(PY) -m childtuning.probe exp=task_transfer paths.results=$(RESULTS)
+	$(PY) -m childtuning.aggregate task_transfer --results $(RESULTS)
+
+reproduce-task-transfer-cpu: $(SETUP)  ## task transfer on MiniLM: SST-2 (5k) sources, probes on 4 targets (about 2.6 h on 2 busy cores)
+	$(CPU_SWEEP) exp=task_transfer_cpu
+	$(call PROBE_CPU,task_transfer_cpu)
+	$(PY) -m childtuning.aggregate task_transfer_cpu --results $(RESULTS)
+
+# Issue 16's CPU studies, in the order that shares the most Fisher passes (childtuning/fisher_cache.py):
+# the overlap masks first, then the tuning protocol (search stage, selection, confirmation), then the
+# ablations at the selected rates. About 8.4 h on 2 cores (README); a relaunch skips finished runs.
+STUDIES16 := overlap_cpu lr_search_tuned_cpu table1_cpu_tuned ablation_cpu ablation_prune_cpu ablation_keep_ratio_cpu
+reproduce-child-networks-cpu: $(SETUP)  ## issue 16: overlap, tuned Table 1 (search + protocol), ablations, keep ratios (~8.4 h on 2 cores)
+	$(CPU_SWEEP) exp=overlap_cpu
+	$(CPU_SWEEP) exp=lr_search_tuned_cpu
+	$(PY) -m childtuning.protocol table1_cpu_tuned --results $(RESULTS)
+	for e in table1_cpu_tuned ablation_cpu ablation_prune_cpu ablation_keep_ratio_cpu; do \
+	  $(CPU_SWEEP) exp=$$e || exit 1; done
+	for e in $(STUDIES16); do $(PY) -m childtuning.aggregate $$e --results $(RESULTS) || exit 1; done
+
 bench: $(SETUP)  ## the benchmarks (minutes; each prints one JSON line last)
 	$(PY) benchmarks/fisher_threshold.py
 	$(PY) benchmarks/child_tuning_overhead.py
 	$(PY) benchmarks/run_vs_trainer.py
+	$(PY) benchmarks/packing.py
+	$(PY) benchmarks/optimizer_step.py

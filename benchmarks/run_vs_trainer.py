@@ -4,10 +4,11 @@ Both sides fine-tune the pip-shipped all-MiniLM-L6-v2 with a fresh 2-class head 
 training and dev examples (read with `childtuning.data.load_task`, subsampled the same way when
 --max-train-samples is given), with the same hyper-parameters: batch 16, lr 4e-5, linear schedule
 with 10% warm-up, weight decay 0.01, seed 1, --epochs epochs, dev batch 64, CPU, the same number
-of torch threads (recorded). The only intended difference is padding:
+of torch threads (recorded). The only intended difference is the batch layout:
 
-* ours: `childtuning.train.run` with its default dynamic padding (each batch padded to its own
-  longest example, at most 128 tokens);
+* ours: `childtuning.train.run` with its defaults: packed batches (each batch's examples laid end
+  to end in rows, block-diagonal attention; `--no-packing`: dynamic padding, each batch padded to
+  its own longest example) and the official AdamW (adamw_hf, fused);
 * Trainer: every example padded to 128 tokens (`padding="max_length"`, `default_data_collator`),
   as `run_glue.py` and the official Child-Tuning code do by default.
 
@@ -28,7 +29,7 @@ ours then Trainer; second: Trainer then ours, and so on), printed and recorded a
 anything is timed, one untimed warm-up (a MiniLM training step and a dev-size forward pass) takes
 the process's one-time start-up costs (kernel and allocator initialisation) off whichever side
 runs first.
-The targets (ratio <= 0.7 on MRPC, <= 1.0 on RTE) are only reported, never asserted.
+The targets (ratio <= 0.45 on MRPC, <= 0.6 on RTE: issue 12) are only reported, never asserted.
 
 `Trainer` in transformers 5.x needs the `accelerate` package (in the project's `dev` extras).
 
@@ -59,19 +60,21 @@ import childtuning.train  # noqa: E402
 from childtuning.config import compose, validate  # noqa: E402
 from childtuning.models import minilm_path  # noqa: E402
 
-TARGETS = {"mrpc": 0.7, "rte": 1.0}
+TARGETS = {"mrpc": 0.45, "rte": 0.6}
 MAX_LENGTH = 128
 BATCH, EVAL_BATCH, LR, WARMUP, WEIGHT_DECAY, SEED = 16, 64, 4e-5, 0.1, 0.01, 1
 
 
-def compose_cfg(task: str, epochs: int, glue_dir: str | None, workdir: str, max_train: int | None, threads: int):
+def compose_cfg(task: str, epochs: int, glue_dir: str | None, workdir: str, max_train: int | None, threads: int,
+                packing: bool = True):
     overrides = ["model=minilm", f"task={task}", "method=vanilla", f"seed={SEED}",
                  f"trainer.epochs={epochs}", f"trainer.batch_size={BATCH}", f"trainer.lr={LR}",
                  f"trainer.warmup_ratio={WARMUP}", f"trainer.weight_decay={WEIGHT_DECAY}",
                  f"trainer.max_length={MAX_LENGTH}", "trainer.pad_to_max_length=false",
                  f"impl.eval_batch_size={EVAL_BATCH}", f"impl.num_threads={threads}", "impl.device=cpu",
                  f"paths.results={workdir}/results", f"paths.cache={workdir}/cache",
-                 "experiment=bench", "impl.progress_bar=false", "logger=none", "force=true"]
+                 "experiment=bench", "impl.progress_bar=false", "logger=none", "force=true",
+                 f"impl.packing={str(packing).lower()}"]
     if max_train:
         overrides.append(f"task.max_train_samples={max_train}")
     if glue_dir:                 # else the runner's own lookup ($GLUE_DIR, data/glue, ../shared/data/glue)
@@ -180,6 +183,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--max-train-samples", type=int, default=None, help="subsample the training sets (quick check)")
     ap.add_argument("--glue-dir", default=None, help="GLUE-format folder (default: the runner's own lookup)")
+    ap.add_argument("--no-packing", action="store_true", help="ours with dynamic padding instead of packed batches")
     args = ap.parse_args()
     try:
         import accelerate  # noqa: F401
@@ -193,7 +197,7 @@ def main() -> None:
     result: dict = {}
     for i, task in enumerate(args.tasks):
         with tempfile.TemporaryDirectory(prefix=f"bench-{task}-") as work:
-            cfg = compose_cfg(task, args.epochs, glue, work, args.max_train_samples, threads)
+            cfg = compose_cfg(task, args.epochs, glue, work, args.max_train_samples, threads, not args.no_packing)
             order = ["ours", "trainer"] if i % 2 == 0 else ["trainer", "ours"]
             out = {}
             for side in order:
@@ -219,6 +223,7 @@ def main() -> None:
               f"(target <= {TARGETS[task]}: {'met' if ratio <= TARGETS[task] else 'NOT met'}); "
               f"ours pads to {pad['positions_ratio']:.0%} of the Trainer's token positions", flush=True)
     result.update({"epochs": args.epochs, "threads": threads, "max_train_samples": args.max_train_samples,
+                   "ours_layout": "padded" if args.no_packing else "packed",
                    "torch": torch.__version__, "timed": "train + per-epoch dev eval; no model load/tokenisation"})
     print(json.dumps(result))
 

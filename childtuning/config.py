@@ -12,28 +12,18 @@ those records keep their ids.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from . import methods
+from . import fields, methods, protocol  # noqa: F401 (protocol: registers the ${selected:...} resolver)
 from .errors import InputError
+from .fields import added_later, not_outcome  # noqa: F401 (used as config.added_later too)
 from .metrics import METRICS
 from .models import MODEL_SOURCES
-
-
-def not_outcome(**kwargs):
-    """A dataclass field that does not change a run's outcome (left out of the run id)."""
-    return field(metadata={"outcome": False}, **kwargs)
-
-
-def added_later(default):
-    """An outcome field whose `default` reproduces what runs did before the field existed: left
-    out of the run id while it has that value (`default` must be immutable: None, a bool, a str)."""
-    return field(default=default, metadata={"id_omits": default})
 
 
 @dataclass
@@ -52,6 +42,9 @@ class ModelConfig:
     architecture: str = MISSING            # transformers model_type (checked against the loaded model)
     tokenizer: Optional[str] = None        # tiny models: minilm | bpe | unigram
     config: dict[str, Any] = field(default_factory=dict)
+    # source=run: "<experiment>/<run_id>" of a run saved with trainer.save_model (childtuning/
+    # saved_models.py). Read by the probe (python -m childtuning.probe); fine-tuning refuses it.
+    run: Optional[str] = added_later(None)
 
 
 @dataclass
@@ -135,6 +128,8 @@ class TrainerConfig:
     optimizer: str = MISSING
     optimizer_impl: str = MISSING
     checkpoint: bool = not_outcome(default=False)   # a resumed run ends bit-identical to an uninterrupted one
+    # Keep the final model beside the record (childtuning/saved_models.py); what the run computes is the same.
+    save_model: bool = not_outcome(default=False)
 
 
 @dataclass
@@ -148,6 +143,7 @@ class ImplConfig:
     eval_batch_size: int = MISSING
     packing: bool = MISSING
     pad_to_multiple_of: int = MISSING
+    fisher_cache: bool = MISSING     # reuse identical Fisher passes (childtuning/fisher_cache.py)
 
 
 @dataclass
@@ -189,7 +185,12 @@ class RunConfig:
     # Other tasks' splits to score the final model on ("task:split" or {task, split, label_map});
     # validate() rewrites each entry into its explicit form (childtuning/targets.py).
     targets: list[Any] = field(default_factory=list)
+    # More targets for runs whose task is a key here (e.g. one list per source task of a sweep);
+    # added to `targets`, which alone enters the run id.
+    targets_by_task: dict[str, list[Any]] = field(default_factory=dict)
     table: Any = None          # experiment files: the table layout (read by the aggregator only)
+    probe: Any = None          # experiment files: the probes of their runs (read by childtuning.probe only)
+    protocol: Any = None       # experiment files: a tuning protocol (read by childtuning.protocol only)
     lease: LeaseConfig = field(default_factory=LeaseConfig)
     preflight: PreflightConfig = field(default_factory=PreflightConfig)
 
@@ -200,17 +201,16 @@ SCHEMAS = {"paths": PathsConfig, "model": ModelConfig, "task": TaskConfig, "trai
 
 def non_outcome_keys(group: str) -> set[str]:
     """Keys of a config group that the run id leaves out (fields marked with `not_outcome`)."""
-    schema = SCHEMAS.get(group)
-    return {f.name for f in fields(schema) if f.metadata.get("outcome") is False} if schema else set()
+    return fields.non_outcome_keys(SCHEMAS.get(group))
 
 
 def id_part(group: str, value: dict) -> dict:
     """The part of a config group's resolved value that enters the run id: less its `not_outcome`
-    keys, and less each `added_later` key that still has its old-behaviour value."""
-    schema = SCHEMAS.get(group)
-    omits = {f.name: f.metadata["id_omits"] for f in fields(schema) if "id_omits" in f.metadata} if schema else {}
-    skip = non_outcome_keys(group)
-    return {k: v for k, v in value.items() if k not in skip and not (k in omits and v == omits[k])}
+    keys, and less each `added_later` key that still has its old-behaviour value. A method's
+    config is read by its own schema (methods.id_part)."""
+    if group == "method":
+        return methods.id_part(value)
+    return fields.id_part(SCHEMAS.get(group), value)
 
 
 def compose(*overrides: str, config_dir=None) -> DictConfig:
@@ -313,16 +313,28 @@ def validate(cfg: DictConfig) -> DictConfig:
     """Return the config merged onto its typed schema; raise InputError naming the fix."""
     from . import loop, optim   # the owners of the allowed values (imported late: they import torch)
 
-    raw = OmegaConf.to_container(cfg, resolve=True)
+    try:
+        raw = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as e:     # e.g. ${selected:...} before its protocol has chosen
+        cause = e
+        while cause is not None and not isinstance(cause, InputError):
+            cause = cause.__cause__ or cause.__context__
+        raise InputError(str(cause or e)) from None
     raw.pop("hydra", None)
     merged = _merge(raw)
     t, tr, md, impl = merged.task, merged.trainer, merged.model, merged.impl
     check(md.source in MODEL_SOURCES, f"model.source={md.source!r}; use one of {MODEL_SOURCES}")
     check(md.source != "hub" or bool(md.pretrained), f"model {md.name}: source=hub needs model.pretrained (a hub id or path)")
+    check(md.source != "run", f"model.source=run ({md.run}) names a saved run for the probe (python -m childtuning.probe "
+                              "probe.sources=[<experiment>/<run_id>]); a fine-tuning run starts from a pretrained model")
     check(md.padding_side in ("left", "right"), f"model.padding_side={md.padding_side!r}; use left or right")
     check_task(t)
-    check(tr.epochs > 0 and tr.batch_size > 0 and tr.lr > 0 and tr.max_length > 0,
-          "trainer.epochs, trainer.batch_size, trainer.lr and trainer.max_length must be positive")
+    check(tr.epochs >= 0 and tr.batch_size > 0 and tr.lr > 0 and tr.max_length > 0,
+          "trainer.batch_size, trainer.lr and trainer.max_length must be positive, trainer.epochs positive "
+          "(or 0 for a run that only prepares, e.g. Child-Tuning_D's child network without training)")
+    check(tr.epochs > 0 or methods.REGISTRY[merged.method.name].prepare is not methods.Method.prepare,
+          f"trainer.epochs=0 records only what a method prepares before training (Child-Tuning_D's child "
+          f"network); method {merged.method.name} prepares nothing, so the run would record nothing")
     check(0 <= tr.warmup_ratio <= 1, f"trainer.warmup_ratio={tr.warmup_ratio} not in [0, 1]")
     check(tr.optimizer in optim.OPTIMIZERS, f"trainer.optimizer={tr.optimizer!r}; use one of {sorted(optim.OPTIMIZERS)}")
     check(tr.optimizer_impl in optim.KERNELS, f"trainer.optimizer_impl={tr.optimizer_impl!r}; use one of {list(optim.KERNELS)}")
@@ -336,5 +348,6 @@ def validate(cfg: DictConfig) -> DictConfig:
           f"{merged.lease.timeout_s:g} (a live run's lease would look stale)")
     methods.REGISTRY[merged.method.name].check(merged)
     from . import targets
-    merged.targets = targets.resolve(merged.task, merged.targets)
+    merged.targets = targets.resolve(merged.task, list(merged.targets) + list(merged.targets_by_task.get(merged.task.name, [])))
+    merged.targets_by_task = {}          # folded into targets (the explicit form is what the record keeps)
     return merged

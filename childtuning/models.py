@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .errors import InputError
 
-MODEL_SOURCES = ("hub", "minilm_pip", "tiny")
+MODEL_SOURCES = ("hub", "minilm_pip", "tiny", "run")   # run: childtuning/saved_models.py
 
 
 def minilm_path() -> str:

@@ -122,6 +122,21 @@ def token_counts(batch: dict) -> tuple[int, int]:
 
 
 # ---------------------------------------------------------------- layout (CPU, in the collator)
+def best_rows(lengths: list[int], row_length: int, multiple_of: int = 1) -> tuple[list[list[int]], int]:
+    """The rows of a batch and their width: first-fit decreasing into rows of each candidate width
+    (the longest example, then every 8 tokens up to row_length), keeping the layout with the fewest
+    positions (rows x width; ties: the narrower rows, whose attention costs less). Rows are as wide
+    as their fullest one, rounded up to `multiple_of`."""
+    best = None
+    for capacity in sorted({*range(max(lengths), row_length, 8), row_length}):
+        rows = first_fit_decreasing(lengths, capacity)
+        width = max(sum(lengths[i] for i in row) for row in rows)
+        width = min(-(-width // multiple_of) * multiple_of, max(row_length, width))
+        if best is None or (len(rows) * width, width) < (len(best[0]) * best[1], best[1]):
+            best = rows, width
+    return best
+
+
 def first_fit_decreasing(lengths: list[int], capacity: int) -> list[list[int]]:
     """Rows of example indices: longest first, each into the first row with room (ties: batch order)."""
     rows, free = [], []
@@ -147,9 +162,7 @@ def pack(features: list[dict], row_length: int, pad_id: int, pad_type_id: int = 
     if min(lengths) < 1 or max(lengths) > row_length:
         raise InputError(f"packing needs examples of 1..{row_length} tokens, got lengths {min(lengths)}..{max(lengths)}; "
                          f"tokenize with truncation to max_length <= the packing row length ({row_length})")
-    rows = first_fit_decreasing(lengths, row_length)
-    width = max(sum(lengths[i] for i in row) for row in rows)   # rows no wider than the fullest one
-    width = min(-(-width // multiple_of) * multiple_of, max(row_length, width))
+    rows, width = best_rows(lengths, row_length, multiple_of)
     has_types = "token_type_ids" in features[0]
     shape = (len(rows), width)
     input_ids = torch.full(shape, pad_id, dtype=torch.long)

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from . import data
 from . import metrics as metrics_lib
@@ -53,6 +54,7 @@ class Target:
     task: object              # the target's task config
     mapping: LabelMapping
     split: data.Split
+    label_map: dict           # the resolved map as validate() wrote it (name and pairs), for the record
 
 
 def load(cfg) -> list[Target]:
@@ -63,7 +65,9 @@ def load(cfg) -> list[Target]:
         split = data.load_task(task_cfg, cfg.paths.glue_dir, [entry["split"]])[entry["split"]]
         if len(split) == 0:
             raise InputError(f"target {entry['task']}:{entry['split']} is empty ({split.source})")
-        targets.append(Target(f"{entry['task']}:{entry['split']}", task_cfg, mapping, split))
+        targets.append(Target(f"{entry['task']}:{entry['split']}", task_cfg, mapping, split,
+                              OmegaConf.to_container(entry["label_map"]) if OmegaConf.is_config(entry["label_map"])
+                              else dict(entry["label_map"])))
     return targets
 
 
@@ -85,7 +89,7 @@ def evaluate(model, targets: list[Target], loaders: list, device, autocast, pred
         out[t.name] = {"task": t.task.name, "split": t.name.split(":", 1)[1], "metrics": scores,
                        "main_metric": t.task.main_metric, "size": len(t.split), "dropped": t.split.dropped,
                        "source": t.split.source, "fingerprint": data.fingerprint(t.split),
-                       "label_map": t.mapping.as_record(),
+                       "label_map": t.label_map,
                        "majority_class": majority_scores(t.task, list(t.split.labels)),
                        "degenerate": metrics_lib.degenerate_reason(mapped, False, scores)}
     return out, time.perf_counter() - started

@@ -25,7 +25,8 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from . import SCHEMA_VERSION, data, integrity, lease, methods, packing, preflight, seeding, signals, storage, targets
+from . import (SCHEMA_VERSION, data, integrity, lease, methods, packing, preflight, saved_models, seeding, signals,
+               storage, targets)
 from .config import validate
 from .errors import InputError
 from .logger import Logger
@@ -97,7 +98,8 @@ def init_model(cfg, tokenizer, device: torch.device) -> torch.nn.Module:
 
 
 def build_method(cfg) -> methods.Method:
-    return methods.build(cfg.method, cfg.seed, methods.TaskInfo.of(cfg.task))
+    cache = cfg.paths.cache if cfg.impl.fisher_cache else None    # reused results, e.g. Fisher passes
+    return methods.build(cfg.method, cfg.seed, methods.TaskInfo.of(cfg.task), cache)
 
 
 def build_record(cfg, rid: str, splits: dict, device: torch.device, started: str, state: dict | None,
@@ -119,7 +121,8 @@ def build_record(cfg, rid: str, splits: dict, device: torch.device, started: str
         "status": status, "reason": reason,
         "metrics": final["metrics"] if final else {},
         "main_metric": {"name": main, "value": final["metrics"][main] if final else None,
-                        "checkpoint": "last epoch (paper protocol)"},
+                        "checkpoint": "last epoch (paper protocol)" if cfg.trainer.epochs else
+                        "none: trainer.epochs=0 records only the method's preparation (no training, no evaluation)"},
         "best_epoch": {"epoch": best["epoch"], "value": best["metrics"][main],
                        "note": "best dev epoch, for reference only; not the headline"} if best else None,
         "history": history, "steps": state["step"] if state else 0,
@@ -244,6 +247,8 @@ def run_claimed(cfg, rid: str, record_path: Path, claim: lease.Lease | None, pre
         print(f"{rid}: {claim.lost()}; no record written (the new owner writes it)")
         return None
     artifacts = method.save_artifacts(out.parent / "artifacts" / rid) if state else {}
+    if state and cfg.trainer.save_model:          # the final model, for probes (childtuning/probe)
+        artifacts["model"] = saved_models.save(model, tokenizer, out.parent / "artifacts" / rid)
     record = build_record(cfg, rid, splits, device, started, state, error, method, artifacts, target_results)
     try:
         record = write_atomic(record_path, record)

@@ -112,7 +112,10 @@ def test_collator_keeps_batch_order_and_packs_rows():
     assert mask.any(dim=-1).all()
 
 
-@pytest.mark.parametrize("lengths, rows, width", [([20, 20], 2, 20), ([ROW], 1, ROW), ([17, 15, 16], 2, 32), ([3, 4], 1, 7)])
+# [17, 15, 16] in rows of 32: 2 rows x 32 = 64 positions; one example per row: 3 x 17 = 51, fewer.
+# [30, 2, 2, 17, 15]: rows of 30 hold them in 3 rows (90 positions), rows of 32 too (96)
+@pytest.mark.parametrize("lengths, rows, width", [([20, 20], 2, 20), ([ROW], 1, ROW), ([17, 15, 16], 3, 17), ([3, 4], 1, 7),
+                                                 ([30, 2, 2, 17, 15], 3, 30)])
 def test_rows_hold_long_examples_and_are_no_wider_than_needed(lengths, rows, width):
     packed = packing.pack([{"input_ids": [5] * n, "labels": 0} for n in lengths], ROW, pad_id=0)
     assert packed["input_ids"].shape == (rows, width)

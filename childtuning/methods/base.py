@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import torch
 from omegaconf import MISSING
 
-from .. import optim, seeding
+from .. import fields, optim, seeding
 from ..errors import InputError
 
 
@@ -127,6 +127,17 @@ class Method:
         self.cfg = cfg
         self.seed = seed
         self.task = task
+        self.cache_dir: str | None = None
+
+    @classmethod
+    def id_part(cls, value: dict) -> dict:
+        """The part of this method's resolved config that enters the run id: all of it, less the
+        keys its schema marks `added_later` while they keep their old value (childtuning.fields)."""
+        return fields.id_part(cls.Config, value)
+
+    def use_cache(self, cache_dir: str | None) -> None:
+        """Where this run may reuse results of earlier runs (None: nowhere); set by methods.build."""
+        self.cache_dir = cache_dir
 
     @classmethod
     def check(cls, run_cfg) -> None:

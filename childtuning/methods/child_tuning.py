@@ -6,6 +6,7 @@ AdamW, after the Trainer has clipped).
 """
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,21 +16,14 @@ import numpy as np
 import torch
 from omegaconf import MISSING
 
-from .. import optim, seeding
+from .. import fisher_cache, optim, seeding
 from ..errors import InputError
+from ..fields import added_later
 from ..fisher import INTERPOLATIONS, fisher_information
+from ..layers import layer_of  # noqa: F401 (methods import it from here too)
 from ..masks import SAMPLERS, BernoulliMasker
 from ..selection import SELECTIONS
 from .base import EligibleRule, Method, MethodConfig, register
-
-
-def layer_of(name: str) -> str:
-    """Group a parameter name by layer for statistics: 'bert.encoder.layer.3.x.weight' -> 'layer.3'."""
-    parts = name.split(".")
-    for i, part in enumerate(parts[:-1]):
-        if part in ("layer", "layers") and parts[i + 1].isdigit():
-            return f"layer.{parts[i + 1]}"
-    return parts[0] if len(parts) < 3 else ".".join(parts[:2])
 
 
 @dataclass
@@ -155,11 +149,20 @@ class FisherConfig:
     max_samples: Any = MISSING      # an int, or null = the whole training set
 
 
+# method.prune: when the eligible weights outside the child network are set to zero (the
+# paper's pruning ablation, Sec. 4.4). none: never (Child-Tuning_D); before_training: after the
+# child network is chosen on the unpruned model, before the first step; the child network then
+# trains as usual and the pruned weights stay zero (their gradient is masked, so Adam's moments
+# stay zero, and weight decay of a zero weight is zero).
+PRUNE_TIMINGS = ("none", "before_training")
+
+
 @dataclass
 class ChildTuningDConfig(ChildTuningConfig):
     fisher: FisherConfig = field(default_factory=FisherConfig)    # the scores
     selection: str = MISSING                                      # the rule, one of selection.SELECTIONS
     percentile_interpolation: str = MISSING                       # one of fisher.INTERPOLATIONS
+    prune: str = added_later("none")                              # one of PRUNE_TIMINGS
 
 
 @register
@@ -179,6 +182,13 @@ class ChildTuningD(ChildTuning):
         if m.fisher.batch_size <= 0 or (m.fisher.max_samples is not None and m.fisher.max_samples <= 0):
             raise InputError("method.fisher.batch_size and method.fisher.max_samples must be positive "
                              "(max_samples: null = the whole training set)")
+        if m.prune not in PRUNE_TIMINGS:
+            raise InputError(f"method.prune={m.prune!r}; use one of {PRUNE_TIMINGS}")
+
+    def __init__(self, cfg, seed, task):
+        super().__init__(cfg, seed, task)
+        self.cache_info: dict = {"fisher_cache": "off"}
+        self.pruned = 0
 
     def prepare(self, model, train_loader, device):
         self._select(model)
@@ -187,17 +197,35 @@ class ChildTuningD(ChildTuning):
             self.fisher, self.cfg.keep_ratio, self.generator("child_network"),
             interpolation=self.cfg.percentile_interpolation)
         self.set_masks(masks)
+        if self.cfg.prune == "before_training":
+            with torch.no_grad():
+                for p, m in zip(self.params, self._multipliers):
+                    p.mul_(m)
+            self.pruned = sum(int((~m).sum()) for m in self.masks)
 
     def scores(self, model, train_loader, device) -> list[torch.Tensor]:
         """Fisher information of each eligible weight: one pass over the training set, its order
-        and its dropout from the run's own "fisher" stream."""
+        and its dropout from the run's own "fisher" stream; from the cache (childtuning/fisher_cache.py)
+        when an identical pass was made before."""
         fc = self.cfg.fisher
+        description = None
+        if self.cache_dir:
+            description = fisher_cache.describe(model, self.names, self.params, train_loader, fc, self.seed, device,
+                                                 self.generator("fisher"))
+            self.cache_info = {"fisher_cache": "miss", "fisher_cache_key": fisher_cache.key(description)}
+            cached = fisher_cache.load(self.cache_dir, description, device)
+            if cached is not None:
+                self.cache_info["fisher_cache"] = "hit"
+                return cached
         seeding.seed_global(self.seed, "fisher")   # dropout during the pass: its own stream
         loader = train_loader.reshuffled(self.generator("fisher"), fc.batch_size)
-        return fisher_information(
+        scores = fisher_information(
             model, loader, self.params, device=device, clip_per_tensor=fc.clip_per_tensor,
             max_grad_norm=fc.max_grad_norm, per_example=fc.per_example, dropout=fc.dropout,
             max_samples=fc.max_samples, progress=getattr(train_loader, "progress", False))
+        if description is not None:
+            fisher_cache.save(self.cache_dir, description, scores)
+        return scores
 
     def set_masks(self, masks: list[torch.Tensor]) -> None:
         self.masks = [m.bool() for m in masks]
@@ -223,16 +251,22 @@ class ChildTuningD(ChildTuning):
             per_layer[layer_of(name)][1] += m.numel()
         return {**super().stats(), "keep_ratio": self.cfg.keep_ratio, "selection": self.cfg.selection,
                 **self.selection_info, "kept_params": kept, "kept_fraction_of_eligible": kept / eligible,
-                "kept_fraction_per_layer": {k: v[0] / v[1] for k, v in sorted(per_layer.items())}}
+                "kept_fraction_per_layer": {k: v[0] / v[1] for k, v in sorted(per_layer.items())},
+                **({"prune": self.cfg.prune, "pruned_params": self.pruned} if self.cfg.prune != "none" else {}),
+                **self.cache_info, "child_mask_sha256": hashlib.sha256(self.packed_bits().tobytes()).hexdigest()}
+
+    def packed_bits(self) -> np.ndarray:
+        """The child network as bits, one per eligible weight in `names` order (np.packbits)."""
+        return np.packbits(np.concatenate([m.cpu().numpy().reshape(-1) for m in self.masks]))
 
     def save_artifacts(self, folder):
         """The child network, bit-packed: one bit per eligible weight, in `names` order."""
         Path(folder).mkdir(parents=True, exist_ok=True)
         path = Path(folder) / "child_mask.npz"
-        bits = np.packbits(np.concatenate([m.cpu().numpy().reshape(-1) for m in self.masks]))
+        bits = self.packed_bits()
         np.savez_compressed(path, bits=bits, names=np.array(self.names),
                             shapes=np.array([str(tuple(m.shape)) for m in self.masks]),
-                            keep_ratio=self.cfg.keep_ratio, selection=self.cfg.selection,
+                            keep_ratio=self.cfg.keep_ratio, selection=self.cfg.selection, prune=self.cfg.prune,
                             **{k: v for k, v in self.selection_info.items() if v is not None})
         return {"child_mask": path.name}
 

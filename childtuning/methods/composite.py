@@ -113,6 +113,17 @@ class Composite(Method):
         self.parts = {n: REGISTRY[n](part_cfgs[n], seed, task) for n in self.part_names}
         self.owners = self.hook_owners(part_cfgs)
 
+    @classmethod
+    def id_part(cls, value: dict) -> dict:
+        parts = value.get("parts") or {}
+        return {**value, "parts": {n: REGISTRY[n].id_part(v) if n in REGISTRY else v for n, v in parts.items()}}
+
+    def use_cache(self, cache_dir):
+        # No reuse inside a combination: an earlier part's preparation is state a cache key cannot
+        # fully see (Mixout's mixing probability and random stream, which the Fisher pass's
+        # forward passes also advance), so a cached pass could differ, or shift what follows.
+        super().use_cache(None)
+
     def _owner(self, hook: str) -> Method | None:
         return self.parts[self.owners[hook]] if hook in self.owners else None
 

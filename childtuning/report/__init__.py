@@ -34,7 +34,7 @@ statistics (Child-Tuning_D's method_stats.kept_fraction_per_layer), table.md sho
 fraction per layer and cell. Outputs are sorted and carry no timestamps, so the same records
 give byte-identical files.
 """
-from . import glue  # noqa: F401  (registers the default table kind)
+from . import curve, domain_transfer, glue, overlap, task_transfer  # noqa: F401  (register the table kinds)
 from .cli import aggregate, main, summarize, write_outputs
 from .records import load_records
 from .registry import KINDS, TableKind, register

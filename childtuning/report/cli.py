@@ -29,7 +29,7 @@ def summarize(experiment: str, results: str | Path, experiment_file: str | Path 
     and outside."""
     path = find_experiment_file(experiment, experiment_file)
     spec = load_spec(experiment, path) if path is not None else None
-    records, skipped = load_records(experiment, results, *((spec.metric, spec.extra) if spec else ()))
+    records, skipped = load_records(experiment, results, *((spec.metric, spec.read) if spec else ()))
     for msg in skipped:
         print(f"warning: corrupt record, not counted: {msg}", file=sys.stderr)
     where = runs_dir(results, experiment)
@@ -41,6 +41,7 @@ def summarize(experiment: str, results: str | Path, experiment_file: str | Path 
     if records.empty:
         raise InputError(f"no run records for experiment {experiment!r} in {where}{extra}. Produce them with: "
                          f"python -m childtuning.train -m exp={experiment} paths.results={results}")
+    spec.results = str(results)      # e.g. task_transfer also reads <results>/<experiment>/probes
     return registry.get(spec.kind).summarize(spec, records, skipped)
 
 

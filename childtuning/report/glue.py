@@ -7,6 +7,7 @@ from pathlib import Path
 from ..errors import InputError
 from .latex import render_latex
 from .markdown import render_markdown
+from .emp import plot_emp
 from .plots import plot_cells
 from .registry import TableKind, register
 from .stats import cell_table, duplicate_seeds, missing_runs, outside_grid
@@ -36,4 +37,4 @@ class GlueTable(TableKind):
         return {"table.csv": csv, "table.md": render_markdown(summary), "table.tex": render_latex(summary)}
 
     def plot(self, summary: Summary, folder: Path) -> list[Path]:
-        return plot_cells(summary, folder)
+        return plot_cells(summary, folder) + plot_emp(summary, folder)

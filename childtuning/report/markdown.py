@@ -7,10 +7,12 @@ import re
 import numpy as np
 import pandas as pd
 
+from .emp import emp_lines
 from .records import timestamp
 from .stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, cell_groups
 from .summary import Summary
 from .text import NA, UNKNOWN, cell_text, md_table, num, p_value, paper_text, signed
+from .tuning import protocol_lines
 
 
 def render_markdown(s: Summary) -> str:
@@ -34,7 +36,9 @@ def render_markdown(s: Summary) -> str:
             cells += [cell_text(s.cell(row, task)), paper_text(s.paper(row, task))]
         rows.append(list(row) + cells + [num(s.avg(row)), paper_text(s.paper(row, "avg"))])
     out += md_table(header, rows)
+    out += protocol_lines(s)
     out += baseline_lines(s)
+    out += emp_lines(s)
     out += ["", "## Counts per cell", "",
             "train loss: the last epoch's mean training loss, averaged over the cell's runs (how well each "
             "method fit the training set in the step budget); s/run: mean run time (see Compute).", ""]
@@ -62,7 +66,10 @@ def baseline_lines(s: Summary) -> list[str]:
             f"({BOOTSTRAP_RESAMPLES:,} resamples, seed {BOOTSTRAP_SEED}). p and CI are unknown when either side "
             "has < 2 scores. Paired p: paired t-test over the seeds scored under both methods (a seed has the "
             "same data order and head initialisation under every method); seeds better: on how many of those "
-            "seeds the method scored higher. Avg: difference of the task averages."
+            "seeds the method scored higher. Holm: each p adjusted by Holm's step-down method over all the "
+            f"comparisons of this table that have one ({holm_family(s)}), so that a reader may reject where the "
+            "adjusted p is below α and keep the chance of any false rejection in the table at most α. "
+            "Avg: difference of the task averages."
             + ("" if spec.baseline_axis == "method" else f" Here the baseline is a value of {spec.baseline_axis}, "
                f"and each row is compared with the row that differs from it only there."), ""]
     delta_rows = []
@@ -74,12 +81,19 @@ def baseline_lines(s: Summary) -> list[str]:
             if c is not None:
                 ci = f"[{signed(c['ci_low'])}, {signed(c['ci_high'])}]" if np.isfinite(c["ci_low"]) else NA
                 delta_rows.append(list(row) + [task, signed(c["delta_vs_baseline"]), ci, p_value(c["p_welch"]),
-                                               p_value(c["p_paired"]), c["seeds_better"] or NA])
-        delta_rows.append(list(row) + ["Avg", signed(s.avg(row) - s.avg(s.baseline_row(row))), NA, NA, NA, NA])
+                                               p_value(c["p_welch_holm"]), p_value(c["p_paired"]),
+                                               p_value(c["p_paired_holm"]), c["seeds_better"] or NA])
+        delta_rows.append(list(row) + ["Avg", signed(s.avg(row) - s.avg(s.baseline_row(row))), NA, NA, NA, NA, NA, NA])
     if not delta_rows:
         return out + ["(no method besides the baseline)"]
-    return out + md_table(list(spec.rows) + ["task", "Δ mean", "95% CI", "Welch p", "paired p", "seeds better"],
-                          delta_rows)
+    return out + md_table(list(spec.rows) + ["task", "Δ mean", "95% CI", "Welch p", "Welch p (Holm)", "paired p",
+                                             "paired p (Holm)", "seeds better"], delta_rows)
+
+
+def holm_family(s: Summary) -> str:
+    """How many comparisons each Holm adjustment covered, e.g. "8 Welch, 8 paired"."""
+    counts = [f"{int(np.isfinite(s.cells[raw]).sum())} {name}" for raw, name in (("p_welch", "Welch"), ("p_paired", "paired"))]
+    return ", ".join(counts) + " p-values"
 
 
 def missing_lines(s: Summary) -> list[str]:

@@ -13,7 +13,8 @@ from .grid import axis_value
 from .text import UNKNOWN
 
 RECORD_COLUMNS = ["run_id", "file", "model", "task", "method", "seed", "status", "reason", "metric", "value",
-                  "history", "method_stats", "train_loss", "seconds", "device", "started_at", "finished_at"]
+                  "history", "method_stats", "train_loss", "seconds", "device", "started_at", "finished_at",
+                  "targets", "target_seconds"]
 
 
 def score(value) -> float:
@@ -54,8 +55,8 @@ def device_label(device) -> str:
 def parse(path: Path, metric: str, extra: list[str]) -> dict:
     """One record file as a flat row; raises ValueError saying why it cannot be used."""
     record, reason = integrity.read(path)     # parse, required keys, schema, checksum, run id
-    if reason:
-        raise ValueError(reason)
+    if record is None:
+        raise ValueError(reason or "the file vanished while it was read")
     if not isinstance(record["seed"], int):
         raise ValueError(f"seed {record['seed']!r} is not an integer")
     main = record["main_metric"] if isinstance(record["main_metric"], dict) else {}
@@ -68,7 +69,8 @@ def parse(path: Path, metric: str, extra: list[str]) -> dict:
            "task": str(record["task"]), "method": str(record["method"]), "seed": record["seed"],
            "status": str(record["status"]), "reason": record.get("reason"), "metric": name or "",
            "value": score(value), "history": record.get("history") or [],
-           "method_stats": record.get("method_stats") or {}, "device": device_label(record.get("device"))}
+           "method_stats": record.get("method_stats") or {}, "device": device_label(record.get("device")),
+           "targets": record.get("targets") or {}, "target_seconds": score(record.get("target_seconds"))}
     started, finished = timestamp(record.get("started_at")), timestamp(record.get("finished_at"))
     row["started_at"], row["finished_at"] = record.get("started_at"), record.get("finished_at")
     last = row["history"][-1] if row["history"] and isinstance(row["history"][-1], dict) else {}
@@ -98,6 +100,8 @@ def load_records(experiment: str, results: str | Path, metric: str = "main",
     frame = pd.DataFrame(rows, columns=RECORD_COLUMNS + list(extra))
     frame["seed"] = frame["seed"].astype("int64")
     frame["value"] = frame["value"].astype("float64")
-    frame[["seconds", "train_loss"]] = frame[["seconds", "train_loss"]].astype("float64")
+    frame[["seconds", "train_loss", "target_seconds"]] = frame[["seconds", "train_loss", "target_seconds"]].astype("float64")
     order = ["model", "task", "method", *extra, "seed", "run_id"]
-    return frame.sort_values(order, kind="stable").reset_index(drop=True), skipped
+    frame = frame.sort_values(order, kind="stable").reset_index(drop=True)
+    frame.attrs["runs_dir"] = str(folder)     # where the records are (a kind may read files beside them)
+    return frame, skipped

@@ -30,6 +30,11 @@ class TableSpec:
     paper_values: dict = field(default_factory=dict)
     paper_source: str | None = None
     notes: list[str] = field(default_factory=list)    # said under the title (e.g. that the layout is inferred)
+    options: dict = field(default_factory=dict)   # the table block's kind-specific keys (e.g. a curve's `x`)
+    protocol: dict | None = None  # the experiment's tuning protocol block (childtuning/protocol.py), if any
+    caption: str | None = None    # table.caption: what differs from the paper's setting, said with the table
+    file: str | None = None        # the experiment file read (None: a layout inferred from the records)
+    results: str | None = None     # the results folder, set by the aggregator (a kind may read more than runs/)
 
     @property
     def extra(self) -> list[str]:
@@ -37,9 +42,37 @@ class TableSpec:
         return [a for a in self.rows if a not in ("model", "method")]
 
     @property
+    def read(self) -> list[str]:
+        """Config paths each record's value is read for: the extra row axes, then the values a
+        tuning protocol chose (shown beside the table)."""
+        chosen = list((self.protocol or {}).get("select") or [])
+        return self.extra + [k for k in chosen if k not in self.extra]
+
+    @property
     def key(self) -> list[str]:
         """The axes that name a cell, in csv column order."""
         return ["model", "task", "method", *self.extra]
+
+
+TABLE_KEYS = ("kind", "rows", "columns", "metric", "statistic", "baseline", "paper", "expected", "caption")
+
+
+def protocol_of(block, where: str) -> dict | None:
+    """The experiment's `protocol:` block, checked (childtuning/protocol.py); None without one. A
+    block that borrows another experiment's selection (`selection_from`) gets that one's protocol."""
+    if block is None:
+        return None
+    from ..protocol import check_protocol, read_protocol
+
+    proto = check_protocol(where, OmegaConf.to_container(block, resolve=True))
+    if "selection_from" in proto:
+        source = proto["selection_from"]
+        borrowed = check_protocol(f"experiments/{source}.yaml", read_protocol(source))
+        if "selection_from" in borrowed:
+            raise InputError(f"{where}: protocol.selection_from names {source}, which borrows its own selection "
+                             f"from {borrowed['selection_from']}: name that experiment instead")
+        proto = {**borrowed, "selection_from": source}
+    return proto
 
 
 def available_experiments() -> list[str]:
@@ -92,12 +125,16 @@ def load_spec(experiment: str, path: str | Path | None = None) -> TableSpec:
                                  f"and its value, e.g. {{trainer.lr: 1.0e-4}} (row axes: {', '.join(rows)})")
             (baseline_axis, baseline), = baseline.items()
             baseline = axis_value(baseline_axis, baseline)
+        protocol = OmegaConf.select(cfg, "protocol")
         spec = TableSpec(experiment=name, kind=str(table.get("kind", DEFAULT_KIND)), rows=rows,
                          columns=table.get("columns", "task"), metric=str(table.get("metric", "main")),
                          statistic=table.get("statistic", "mean"), baseline=baseline, baseline_axis=baseline_axis,
-                         paper_values=paper.get("values") or {}, paper_source=paper.get("source"))
+                         paper_values=paper.get("values") or {}, paper_source=paper.get("source"),
+                         options={k: v for k, v in table.items() if k not in TABLE_KEYS},
+                         caption=table.get("caption"), file=str(path))
         registry.get(spec.kind, str(path)).check(spec, str(path))
         spec.expected = sweep_grid(compose_with, cfg, spec.key + ["seed"], str(path))
+    spec.protocol = protocol_of(protocol, str(path))      # outside: it may compose another experiment
     return spec
 
 

@@ -18,10 +18,12 @@ BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
 # table.csv: the cell's axes (model, task, method, then any extra row axes), then these
 CSV_STATS = ["metric", "mean", "std", "max", "n_ok", "n_failed", "n", "n_scored", "failed_by_status",
-             "delta_vs_baseline", "p_welch", "ci_low", "ci_high", "p_paired", "seeds_better", "paper",
-             "train_loss_mean", "seconds_mean"]
-FLOAT_STATS = ("mean", "std", "max", "delta_vs_baseline", "p_welch", "ci_low", "ci_high", "p_paired", "paper",
-               "train_loss_mean", "seconds_mean")
+             "delta_vs_baseline", "p_welch", "p_welch_holm", "ci_low", "ci_high", "p_paired", "p_paired_holm",
+             "seeds_better", "paper", "train_loss_mean", "seconds_mean"]
+FLOAT_STATS = ("mean", "std", "max", "delta_vs_baseline", "p_welch", "p_welch_holm", "ci_low", "ci_high", "p_paired",
+               "p_paired_holm", "paper", "train_loss_mean", "seconds_mean")
+# Raw p-value column -> its Holm-adjusted column (adjusted over the table's comparisons).
+HOLM_COLUMNS = {"p_welch": "p_welch_holm", "p_paired": "p_paired_holm"}
 
 
 def welch_p(a, b) -> float:
@@ -52,6 +54,22 @@ def paired(a: pd.Series, b: pd.Series) -> tuple[float, str]:
     if len(both) < 2 or np.all(diff == diff[0]):
         return math.nan, wins
     return float(stats.ttest_rel(both["a"], both["b"]).pvalue), wins
+
+
+def holm(pvalues) -> np.ndarray:
+    """Holm's step-down adjustment of a family of p-values (Holm 1979): the i-th smallest of the m
+    known ones becomes max over j <= i of min(1, (m - j + 1) p_(j)). Rejecting where the adjusted p
+    is below alpha keeps the chance of any false rejection in the family at most alpha. NaN (a
+    comparison without a p-value) stays NaN and is not counted in m."""
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(p.shape, math.nan)
+    known = np.flatnonzero(np.isfinite(p))
+    m = len(known)
+    running = 0.0
+    for rank, i in enumerate(known[np.argsort(p[known], kind="stable")]):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return out
 
 
 def bootstrap_ci(a, b, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED,
@@ -147,14 +165,17 @@ def cell_table(records: pd.DataFrame, spec) -> pd.DataFrame:
                "max": got.max() if len(got) else math.nan,
                "n_ok": len(sub) - len(not_ok), "n_failed": len(not_ok), "n": len(sub), "n_scored": len(got),
                "failed_by_status": status_counts(not_ok),
-               "delta_vs_baseline": math.nan, "p_welch": math.nan, "ci_low": math.nan, "ci_high": math.nan,
-               "p_paired": math.nan, "seeds_better": "",
+               "delta_vs_baseline": math.nan, "p_welch": math.nan, "p_welch_holm": math.nan, "ci_low": math.nan,
+               "ci_high": math.nan, "p_paired": math.nan, "p_paired_holm": math.nan, "seeds_better": "",
                "paper": paper_value(spec.paper_values, named["model"], named["method"], named["task"]),
                "train_loss_mean": finite_mean(sub["train_loss"]), "seconds_mean": finite_mean(sub["seconds"])}
         if spec.baseline is not None and named[spec.baseline_axis] != spec.baseline:
             compare(row, sub, groups.get(k[:base_at] + (spec.baseline,) + k[base_at + 1:], empty))
         rows.append(row)
-    return pd.DataFrame(rows, columns=key + CSV_STATS).astype({c: "float64" for c in FLOAT_STATS})
+    frame = pd.DataFrame(rows, columns=key + CSV_STATS)
+    for raw, adjusted in HOLM_COLUMNS.items():      # one family per test: every comparison in this table
+        frame[adjusted] = holm(frame[raw].astype("float64")) if len(frame) else frame[raw]
+    return frame.astype({c: "float64" for c in FLOAT_STATS})
 
 
 def missing_runs(records: pd.DataFrame, spec) -> list[tuple]:

@@ -1,0 +1,91 @@
+"""A fresh linear head trained on frozen features: classes (cross-entropy) or a score (MSE), by the
+target task; its initialisation and batch order come from the head seed's own random streams."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.nn.functional import cross_entropy, mse_loss
+
+from .. import metrics as metrics_lib
+from .. import seeding
+
+INIT_STREAM, ORDER_STREAM = "probe_head", "probe_order"     # named streams (childtuning/seeding.py)
+
+
+@dataclass
+class HeadResult:
+    head: torch.nn.Linear
+    history: list = field(default_factory=list)    # per epoch: train loss, dev metrics, degenerate
+    status: str = "ok"
+    reason: str | None = None
+    steps: int = 0
+    seconds: float = 0.0
+
+
+def new_head(dim: int, outputs: int, head_seed: int, init_std: float) -> torch.nn.Linear:
+    """A linear layer initialised as transformers initialises a new classifier (weights N(0,
+    initializer_range), zero bias), from the head seed's "probe_head" stream."""
+    head = torch.nn.Linear(dim, outputs)
+    with torch.no_grad():
+        head.weight.normal_(0.0, init_std, generator=seeding.generator(head_seed, INIT_STREAM))
+        head.bias.zero_()
+    return head
+
+
+def predict(head: torch.nn.Linear, features: torch.Tensor, regression: bool) -> np.ndarray:
+    with torch.no_grad():
+        out = head(features)
+    return (out.squeeze(-1) if regression else out.argmax(-1)).numpy()
+
+
+def score(head, features: torch.Tensor, labels: np.ndarray, task) -> tuple[dict, str | None]:
+    """The target task's metrics of the head on `features`, and why its predictions are degenerate (or None)."""
+    preds = predict(head, features, task.regression)
+    scores = metrics_lib.compute(list(task.metrics), preds, labels)
+    return scores, metrics_lib.degenerate_reason(preds, task.regression, scores)
+
+
+def train_head(batch_features: Callable[[torch.Tensor], torch.Tensor], labels: torch.Tensor, dim: int, task,
+               head_seed: int, settings, init_std: float,
+               evaluate: Callable[[torch.nn.Linear], tuple[dict, str | None]] | None = None) -> HeadResult:
+    """Train a fresh head for `settings.epochs` epochs of `settings.batch_size` examples in the order
+    of the head seed's "probe_order" stream; Adam at constant `settings.lr`, no weight decay.
+    `batch_features(indices)`: the frozen features of those training examples (a cache lookup, or
+    the live frozen encoder: the same head either way); `evaluate(head)`: the dev metrics after
+    each epoch. A non-finite loss stops training with status "diverged"."""
+    started = time.perf_counter()
+    regression = bool(task.regression)
+    result = HeadResult(new_head(dim, 1 if regression else len(task.labels), head_seed, init_std))
+    optimizer = torch.optim.Adam(result.head.parameters(), lr=settings.lr, foreach=False)
+    order = seeding.generator(head_seed, ORDER_STREAM)
+    n = len(labels)
+    for epoch in range(settings.epochs):
+        perm, losses = torch.randperm(n, generator=order), []
+        for start in range(0, n, settings.batch_size):
+            idx = perm[start: start + settings.batch_size]
+            out = result.head(batch_features(idx))
+            y = labels[idx]
+            loss = mse_loss(out.squeeze(-1), y.float()) if regression else cross_entropy(out, y.long())
+            if not torch.isfinite(loss):
+                result.status, result.reason = "diverged", f"non-finite loss {loss.item()} at step {result.steps + 1}"
+                break
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            result.steps += 1
+            losses.append(loss.item())
+        entry = {"epoch": epoch + 1, "step": result.steps, "train_loss": float(np.mean(losses)) if losses else None}
+        if evaluate is not None:
+            entry["metrics"], entry["degenerate"] = evaluate(result.head)
+        result.history.append(entry)
+        if result.status != "ok":
+            break
+    final = result.history[-1] if result.history else {}
+    if result.status == "ok" and final.get("degenerate"):
+        result.status, result.reason = "degenerate", final["degenerate"]
+    result.seconds = time.perf_counter() - started
+    return result

@@ -1,0 +1,281 @@
+"""A tuning protocol declared in an experiment file: search stage, selection rule, confirmation.
+
+An experiment file with a `protocol:` block reports runs whose hyper-parameters were chosen by a
+rule on another experiment's runs (the search stage), on seeds disjoint from the reported ones:
+
+    protocol:
+      search: lr_search_tuned_cpu       # the search stage: an experiment with its own sweep
+      select: [trainer.lr]              # the values chosen (each a row axis of the search's table)
+      per: [model, method]              # chosen separately for each model x method
+      rule: best_mean_over_tasks        # a rule registered below, fixed before the search ran
+
+and reads each chosen value with the resolver `${selected:<key>}` (e.g. `trainer.lr:
+${selected:trainer.lr}`), so its sweep stays a static Hydra sweep and no value is copied by hand.
+An experiment that reuses another's choice names it: `protocol: {selection_from: <experiment>}`.
+
+    python -m childtuning.protocol <experiment> [--results DIR] [--launch [OVERRIDE ...]]
+
+reads the search stage's records, refuses an incomplete search or seeds shared with the
+reported ones, applies the rule, writes `<DIR>/<experiment>/selection.json` (every candidate's
+score, the choice, the seeds) and prints, or with --launch runs, the confirmation sweep. A
+selection is not replaced once confirmation records exist, unless --force.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
+from omegaconf import OmegaConf
+
+from .errors import InputError
+
+SELECTION_FILE = "selection.json"
+RESOLVER = "selected"
+RULES: dict[str, Callable] = {}
+RULE_TEXT: dict[str, str] = {}
+
+
+def rule(name: str, text: str):
+    """Decorator: register a selection rule as `protocol.rule: <name>`, with its one-line statement."""
+    def add(fn):
+        if name in RULES:
+            raise ValueError(f"selection rule {name!r} registered twice")
+        RULES[name], RULE_TEXT[name] = fn, text
+        return fn
+    return add
+
+
+@rule("best_mean_over_tasks", "for each model x method, the candidate with the highest average over the search's "
+      "tasks of the per-task mean main metric over the search seeds (runs without a score left out of a mean, as in "
+      "the tables); a candidate with no score on some task cannot be chosen; ties go to the first candidate in "
+      "the search's sweep order")
+def best_mean_over_tasks(candidates: list[dict], tasks: list[str]) -> dict | None:
+    """The chosen candidate among `candidates` (each with `per_task` means), or None if none has
+    a score on every task."""
+    best = None
+    for c in candidates:
+        means = [c["per_task"].get(t) for t in tasks]
+        c["score"] = sum(means) / len(means) if all(m is not None for m in means) else None
+        if c["score"] is not None and (best is None or c["score"] > best["score"]):
+            best = c
+    return best
+
+
+# ----------------------------------------------------------------------------- the resolver
+def selection_path(results: str | Path, experiment: str) -> Path:
+    return Path(results) / experiment / SELECTION_FILE
+
+
+def owner(cfg) -> str:
+    """The experiment whose selection a config reads: its protocol's `selection_from`, else itself."""
+    block = OmegaConf.select(cfg, "protocol")
+    source = block.get("selection_from") if OmegaConf.is_dict(block) else None
+    return str(source or OmegaConf.select(cfg, "experiment"))
+
+
+def axis_of(cfg, axis: str):
+    """A `per` axis's value in a run config (config groups by their name, like the tables)."""
+    return OmegaConf.select(cfg, f"{axis}.name" if axis in ("model", "task", "method") else axis)
+
+
+def selected(key: str, *, _root_):
+    """`${selected:<key>}`: the value the protocol chose for `key` for this run's model, method, ..."""
+    experiment = owner(_root_)
+    path = selection_path(OmegaConf.select(_root_, "paths.results"), experiment)
+    if not path.is_file():
+        raise InputError(f"{key} of this run is chosen by the tuning protocol of experiment {experiment}, which has "
+                         f"not chosen yet: no {path}. Run its search stage, then `python -m childtuning.protocol "
+                         f"{experiment} --results {path.parent.parent}`")
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    if key not in doc["select"]:
+        raise InputError(f"{path} chooses {doc['select']}, not {key}")
+    want = {axis: str(axis_of(_root_, axis)) for axis in doc["per"]}
+    for choice in doc["choices"]:
+        if {axis: str(choice["where"][axis]) for axis in doc["per"]} == want:
+            return choice["values"][key]
+    raise InputError(f"{path} has no choice for {want} (it chose for "
+                     f"{[c['where'] for c in doc['choices']]}): is this run part of the search's grid?")
+
+
+if not OmegaConf.has_resolver(RESOLVER):
+    OmegaConf.register_new_resolver(RESOLVER, selected)
+
+
+# ----------------------------------------------------------------------------- selecting
+def read_protocol(experiment: str) -> dict:
+    """The experiment file's `protocol:` block (InputError if it has none)."""
+    from .report.grid import composer
+    from .report.spec import find_experiment_file, unknown_experiment
+
+    path = find_experiment_file(experiment)
+    if path is None:
+        raise unknown_experiment(experiment)
+    with composer(path) as compose_with:
+        block = OmegaConf.select(compose_with(), "protocol")
+    if not OmegaConf.is_dict(block):
+        raise InputError(f"{path} declares no `protocol:` block (search, select, per, rule; or selection_from)")
+    return OmegaConf.to_container(block, resolve=True)
+
+
+def check_protocol(where: str, block: dict) -> dict:
+    """The block (of the experiment file `where`) with defaults filled in, its rule checked."""
+    if block.get("selection_from"):
+        return {"selection_from": str(block["selection_from"])}
+    missing = [k for k in ("search", "select", "rule") if not block.get(k)]
+    if missing:
+        raise InputError(f"{where}: protocol needs {', '.join(missing)} (or selection_from)")
+    if block["rule"] not in RULES:
+        raise InputError(f"{where}: protocol.rule={block['rule']!r}; known rules: {sorted(RULES)}")
+    return {"search": str(block["search"]), "select": [str(k) for k in block["select"]],
+            "per": [str(a) for a in block.get("per") or ["model", "method"]], "rule": str(block["rule"])}
+
+
+def value_of(record_file: Path, key: str):
+    """A config value as the record holds it (a float stays a float, unlike a table axis)."""
+    from .report.records import config_value
+
+    return config_value(json.loads(record_file.read_text(encoding="utf-8")), key)
+
+
+def select(experiment: str, results: str | Path, allow_missing: bool = False) -> dict:
+    """Apply `experiment`'s protocol to its search stage's records: the selection document."""
+    import itertools
+
+    from .report import load_records, load_spec
+    from .report.stats import missing_runs, outside_grid
+
+    proto = check_protocol(f"experiments/{experiment}.yaml", read_protocol(experiment))
+    if "selection_from" in proto:
+        raise InputError(f"experiment {experiment} uses the selection of {proto['selection_from']}: run "
+                         f"`python -m childtuning.protocol {proto['selection_from']}` for it")
+    search = load_spec(proto["search"])
+    reported = load_spec(experiment).expected["seed"]
+    shared = sorted(set(search.expected["seed"]) & set(reported))
+    if shared:
+        raise InputError(f"the search stage {proto['search']} uses seeds {shared}, which experiment {experiment} "
+                         "reports: a choice fitted to the reported seeds would flatter it; search on other seeds")
+    for key in proto["select"]:
+        if key not in search.extra:
+            raise InputError(f"protocol.select names {key}, which is not a row axis of {proto['search']}'s table "
+                             f"(rows: {search.rows}); add it there")
+    for axis in proto["per"]:
+        if axis not in search.key:
+            raise InputError(f"protocol.per names {axis}, which {proto['search']}'s table does not have ({search.key})")
+    records, skipped = load_records(proto["search"], results, search.metric, search.extra)
+    records = records[~records["run_id"].isin(outside_grid(records, search))]
+    axes = search.key + ["seed"]
+    missing = missing_runs(records, search)
+    if missing and not allow_missing:
+        raise InputError(f"the search stage {proto['search']} has {len(missing)} of "
+                         f"{math.prod(len(search.expected[a]) for a in axes)} runs missing under {results} "
+                         f"(e.g. {dict(zip(axes, missing[0]))}); run it first: python -m childtuning.train -m "
+                         f"exp={proto['search']} paths.results={results}")
+    tasks = search.expected["task"]
+    groups = list(itertools.product(*(search.expected[a] for a in proto["per"])))
+    grid = list(itertools.product(*(search.expected[k] for k in proto["select"])))
+    choices = []
+    for where in groups:
+        rows = records
+        for axis, v in zip(proto["per"], where):
+            rows = rows[rows[axis] == v]
+        candidates = []
+        for values in grid:
+            sub = rows
+            for key, v in zip(proto["select"], values):
+                sub = sub[sub[key] == v]
+            per_task, counts = {}, {}
+            for task in tasks:
+                runs = sub[sub["task"] == task]
+                scored = runs["value"][runs["value"].notna() & (runs["value"].abs() != math.inf)]
+                per_task[task] = float(scored.mean()) if len(scored) else None
+                counts[task] = f"{len(scored)}/{len(runs)}"
+            raw = {key: value_of(Path(results) / proto["search"] / "runs" / sub["file"].iloc[0], key) if len(sub) else v
+                   for key, v in zip(proto["select"], values)}
+            candidates.append({"values": raw, "per_task": per_task, "scored_of_runs": counts})
+        best = RULES[proto["rule"]](candidates, tasks)
+        if best is None:
+            raise InputError(f"no candidate of {proto['search']} has a score on every task for "
+                             f"{dict(zip(proto['per'], where))}: nothing can be chosen")
+        chosen = _axis_values(best, proto)
+        edge = [k for i, k in enumerate(proto["select"])
+                if len(search.expected[k]) > 1 and chosen[i] in (search.expected[k][0], search.expected[k][-1])]
+        choices.append({"where": dict(zip(proto["per"], where)), "values": best["values"], "score": best["score"],
+                        "at_grid_edge": edge, "candidates": candidates})
+    return {"experiment": experiment, "rule": {"name": proto["rule"], "statement": RULE_TEXT[proto["rule"]]},
+            "select": proto["select"], "per": proto["per"],
+            "search": {"experiment": proto["search"], "seeds": search.expected["seed"], "tasks": tasks,
+                       "grid": {k: search.expected[k] for k in proto["select"]}, "runs": len(records),
+                       "missing": len(missing), "skipped_files": len(skipped)},
+            "reported_seeds": reported, "choices": choices}
+
+
+def _axis_values(candidate: dict, proto: dict) -> tuple:
+    """A candidate's values as the tables spell them (its grid coordinates)."""
+    from .report.grid import axis_value
+
+    return tuple(axis_value(k, candidate["values"][k]) for k in proto["select"])
+
+
+def write_selection(doc: dict, results: str | Path, force: bool = False) -> Path:
+    """Write the selection; refuse to change one that confirmation runs already used (unless force)."""
+    path = selection_path(results, doc["experiment"])
+    runs = list((path.parent / "runs").glob("*.json"))
+    if path.is_file() and runs and not force:
+        old = json.loads(path.read_text(encoding="utf-8"))
+        if [c["values"] for c in old["choices"]] != [c["values"] for c in doc["choices"]]:
+            raise InputError(f"{path} chose {[c['values'] for c in old['choices']]} and {len(runs)} run(s) of "
+                             f"{doc['experiment']} used it; the search now gives {[c['values'] for c in doc['choices']]}. "
+                             "--force replaces it (the old runs then no longer match the selection)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return path
+
+
+def sweep_command(experiment: str, results: str | Path, extra: list[str]) -> list[str]:
+    return [sys.executable, "-m", "childtuning.train", "-m", f"exp={experiment}", f"paths.results={results}", *extra]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m childtuning.protocol", description=__doc__.split("\n")[0])
+    parser.add_argument("experiment", help="an experiment whose file has a protocol: block")
+    parser.add_argument("--results", default=os.environ.get("CHILDTUNING_RESULTS", "results"))
+    parser.add_argument("--force", action="store_true", help="replace a selection that confirmation runs used")
+    parser.add_argument("--allow-missing", action="store_true", help="choose from an incomplete search (noted)")
+    parser.add_argument("--launch", nargs=argparse.REMAINDER, default=None, metavar="OVERRIDE",
+                        help="then run the confirmation sweep, with these extra overrides")
+    args = parser.parse_args(argv)
+    try:
+        proto = check_protocol(f"experiments/{args.experiment}.yaml", read_protocol(args.experiment))
+        if "selection_from" in proto:
+            source = selection_path(args.results, proto["selection_from"])
+            if not source.is_file():
+                raise InputError(f"experiment {args.experiment} uses the selection of {proto['selection_from']}, "
+                                 f"which has none yet ({source}): python -m childtuning.protocol {proto['selection_from']}")
+            doc = json.loads(source.read_text(encoding="utf-8"))
+            print(f"{args.experiment} uses the selection of {proto['selection_from']} ({source}):")
+        else:
+            doc = select(args.experiment, args.results, args.allow_missing)
+            source = write_selection(doc, args.results, args.force)
+            print(f"{args.experiment}: rule {doc['rule']['name']} on {doc['search']['experiment']} "
+                  f"(seeds {doc['search']['seeds']}; reported seeds {doc['reported_seeds']}) -> {source}")
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for c in doc["choices"]:
+        edge = f"  (at the edge of the grid: {', '.join(c['at_grid_edge'])})" if c.get("at_grid_edge") else ""
+        print(f"  {c['where']}: {c['values']}  score {c['score']:.2f}{edge}")
+    command = sweep_command(args.experiment, args.results, args.launch or [])
+    if args.launch is None:
+        print("confirmation sweep: python " + " ".join(command[1:]))
+        return 0
+    return subprocess.run(command, check=False).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""The domain-transfer table kind (`table.kind: transfer`): rows model x source task x method,
+columns the evaluation targets each run scored its final model on (record["targets"]), the
+in-domain dev score first. Per cell: mean ± std over seeds, Δ to the baseline method with the
+same tests as Table 1's, and each target's majority-class score."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from .markdown import compute_lines
+from .registry import TableKind, register
+from .stats import (BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, HOLM_COLUMNS, compare, finite, holm, missing_runs, outside_grid,
+                    status_counts)
+from .text import NA, md_table, num, p_value, signed
+
+IN_DOMAIN = "in-domain (dev)"
+KEY = ["model", "task", "method", "target"]
+STATS = ["metric", "mean", "std", "n_ok", "n", "n_scored", "failed_by_status", "majority", "delta_vs_baseline",
+         "p_welch", "p_welch_holm", "ci_low", "ci_high", "p_paired", "p_paired_holm", "seeds_better"]
+
+
+def long_frame(records: pd.DataFrame) -> pd.DataFrame:
+    """One row per (run, target): the target's main metric; the in-domain dev score as a target too."""
+    rows = []
+    for _, r in records.iterrows():
+        base = {"model": r["model"], "task": r["task"], "method": r["method"], "seed": r["seed"], "run_id": r["run_id"]}
+        rows.append({**base, "target": IN_DOMAIN, "metric": r["metric"], "value": r["value"], "status": r["status"],
+                     "majority": math.nan})
+        for name, t in (r["targets"] or {}).items():
+            main = t.get("main_metric", "")
+            status = r["status"] if r["status"] != "ok" else ("degenerate" if t.get("degenerate") else "ok")
+            rows.append({**base, "target": name, "metric": main, "value": float(t["metrics"].get(main, math.nan)),
+                         "status": status, "majority": float((t.get("majority_class") or {}).get(main, math.nan))})
+    return pd.DataFrame(rows, columns=["model", "task", "method", "seed", "run_id", "target", "metric", "value",
+                                       "status", "majority"])
+
+
+@dataclass
+class TransferSummary:
+    spec: object
+    records: pd.DataFrame
+    long: pd.DataFrame
+    cells: pd.DataFrame
+    missing: list
+    outside: list
+    skipped: list
+
+    @property
+    def n_expected(self) -> int:
+        return math.prod(len(self.spec.expected[a]) for a in self.spec.key + ["seed"])
+
+
+@register
+class TransferTable(TableKind):
+    name = "transfer"
+
+    def check(self, spec, where: str) -> None:
+        if spec.rows != ["model", "method"] or spec.columns != "target" or spec.baseline_axis != "method":
+            raise InputError(f"{where}: a transfer table has rows [model, method] (one block per source task), "
+                             f"columns target and a baseline method (got rows {spec.rows}, columns {spec.columns})")
+
+    def summarize(self, spec, records, skipped):
+        long = long_frame(records)
+        targets = list(dict.fromkeys(long["target"]))
+        groups = {k: sub for k, sub in long.groupby(KEY, sort=False)}
+        cells = []
+        for model in dict.fromkeys(records["model"]):
+            for task in spec.expected["task"] + sorted(set(records["task"]) - set(spec.expected["task"])):
+                for method in spec.expected["method"] + sorted(set(records["method"]) - set(spec.expected["method"])):
+                    for target in targets:
+                        sub = groups.get((model, task, method, target))
+                        if sub is None:
+                            continue
+                        got, not_ok = finite(sub["value"]), sub["status"][sub["status"] != "ok"]
+                        row = {"model": model, "task": task, "method": method, "target": target,
+                               "metric": "/".join(sorted(set(sub["metric"]) - {""})),
+                               "mean": got.mean() if len(got) else math.nan,
+                               "std": got.std(ddof=1) if len(got) >= 2 else math.nan,
+                               "n_ok": len(sub) - len(not_ok), "n": len(sub), "n_scored": len(got),
+                               "failed_by_status": status_counts(not_ok), "majority": sub["majority"].iloc[0],
+                               "delta_vs_baseline": math.nan, "p_welch": math.nan, "ci_low": math.nan,
+                               "ci_high": math.nan, "p_paired": math.nan, "seeds_better": ""}
+                        base = groups.get((model, task, spec.baseline, target))
+                        if spec.baseline is not None and method != spec.baseline and base is not None:
+                            compare(row, sub, base)
+                        cells.append(row)
+        frame = pd.DataFrame(cells, columns=KEY + STATS)
+        for raw, adjusted in HOLM_COLUMNS.items():      # one family per test: every comparison in the table
+            frame[adjusted] = holm(frame[raw].astype("float64")) if len(frame) else frame[raw]
+        return TransferSummary(spec, records, long, frame, missing_runs(records, spec), outside_grid(records, spec),
+                               skipped)
+
+    def render(self, s: TransferSummary) -> dict[str, str]:
+        return {"table.csv": s.cells.to_csv(index=False, float_format="%.10g", na_rep="", lineterminator="\n"),
+                "table.md": render_markdown(s), "table.tex": render_latex(s)}
+
+    def plot(self, s: TransferSummary, folder: Path) -> list[Path]:
+        return plot_targets(s, folder)
+
+
+def _blocks(s: TransferSummary):
+    """(model, source task, its cells) in table order."""
+    for (model, task), block in s.cells.groupby(["model", "task"], sort=False):
+        yield model, task, block
+
+
+def render_markdown(s: TransferSummary) -> str:
+    spec = s.spec
+    out = [f"# Experiment `{spec.experiment}`: domain transfer", ""] + [f"{n}" for n in spec.notes]
+    out += ["Each run trains on its source task, then scores its final model (eval mode) on each target's split, its "
+            "predicted source labels mapped to the target's labels (the record names each map). Main metric of each "
+            "target, at the last epoch, mean ± sample std over seeds, `(n_ok/n)`; the in-domain column is the source's "
+            "own dev split. majority: always predicting the target's most frequent label.", ""]
+    if spec.caption:
+        out += [f"**Differences to the paper's setting.** {spec.caption}", ""]
+    for model, task, block in _blocks(s):
+        targets = list(dict.fromkeys(block["target"]))
+        out += [f"## {model}, trained on {task}", ""]
+        by_cell = {(c["method"], c["target"]): c for c in block.to_dict("records")}
+        rows = [[m] + [_cell(by_cell.get((m, t))) for t in targets] for m in dict.fromkeys(block["method"])]
+        majority = [num(block[block["target"] == t]["majority"].iloc[0]) for t in targets]
+        out += md_table(["method"] + targets, rows + [["majority class"] + majority])
+        out += ["", f"Δ to {spec.baseline} (p: Welch; paired: over seeds, which share data order and head init; Holm: "
+                "each p adjusted by Holm's step-down method over all the table's comparisons, every source task's; CI: "
+                f"bootstrap 95%, {BOOTSTRAP_RESAMPLES:,} resamples, seed {BOOTSTRAP_SEED}):", ""]
+        deltas = [[c["method"], c["target"], signed(c["delta_vs_baseline"]),
+                   f"[{signed(c['ci_low'])}, {signed(c['ci_high'])}]" if np.isfinite(c["ci_low"]) else NA,
+                   p_value(c["p_welch"]), p_value(c["p_welch_holm"]), p_value(c["p_paired"]),
+                   p_value(c["p_paired_holm"]), c["seeds_better"] or NA]
+                  for c in block.to_dict("records") if c["method"] != spec.baseline]
+        out += md_table(["method", "target", "Δ mean", "95% CI", "Welch p", "Welch p (Holm)", "paired p",
+                         "paired p (Holm)", "seeds better"], deltas) \
+            if deltas else ["(no method besides the baseline)"]
+        out.append("")
+    out += ["## Compute", ""] + compute_lines(s.records) + [""]
+    if np.isfinite(s.records["target_seconds"]).any():
+        out += [f"Target evaluation (record `target_seconds`): {_share(s.records)} of the summed run time.", ""]
+    out += [f"## Missing runs ({len(s.missing)} of {s.n_expected} expected)", ""]
+    out += [f"- {' / '.join(map(str, k[:-1]))}: seed {k[-1]}" for k in s.missing] or ["None."]
+    notes = [f"skipped unreadable file {m}" for m in s.skipped] + \
+        ([f"{len(s.outside)} record(s) outside the grid: {', '.join(s.outside)}"] if s.outside else [])
+    return "\n".join(out + (["", "## Notes", ""] + [f"- {n}" for n in notes] if notes else [])) + "\n"
+
+
+def _share(records: pd.DataFrame) -> str:
+    timed = records[np.isfinite(records["seconds"]) & np.isfinite(records["target_seconds"])]
+    total, spent = timed["seconds"].sum(), timed["target_seconds"].sum()
+    return f"{spent:,.0f} s of {total:,.0f} s ({spent / total:.1%})" if total > 0 else NA
+
+
+def _cell(c) -> str:
+    if c is None:
+        return NA
+    mean = NA if not np.isfinite(c["mean"]) else f"{num(c['mean'])} ± {num(c['std'])}"
+    return f"{mean} ({c['n_ok']}/{c['n']})"
+
+
+def render_latex(s: TransferSummary) -> str:
+    lines = [f"% {s.spec.experiment}: domain transfer, target main metric, mean $\\pm$ std over seeds. "
+             "Needs \\usepackage{booktabs}."]
+    for model, task, block in _blocks(s):
+        targets = list(dict.fromkeys(block["target"]))
+        lines += [f"% {model} trained on {task}", "\\begin{tabular}{l" + "r" * len(targets) + "}", "\\toprule",
+                  "Method & " + " & ".join(t.replace("_", "\\_") for t in targets) + " \\\\", "\\midrule"]
+        for m in dict.fromkeys(block["method"]):
+            vals = []
+            for t in targets:
+                c = block[(block["method"] == m) & (block["target"] == t)]
+                mean, std = (c["mean"].iloc[0], c["std"].iloc[0]) if len(c) else (math.nan, math.nan)
+                vals.append("--" if not np.isfinite(mean) else
+                            f"${mean:.2f} \\pm {std:.2f}$" if np.isfinite(std) else f"${mean:.2f}$")
+            lines.append(m.replace("_", "\\_") + " & " + " & ".join(vals) + " \\\\")
+        lines += ["\\bottomrule", "\\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def plot_targets(s: TransferSummary, folder: Path) -> list[Path]:
+    """One PNG per source task: per target, each method's per-seed scores as dots and its mean as a bar."""
+    from matplotlib.figure import Figure
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for model, task, block in _blocks(s):
+        targets, methods = list(dict.fromkeys(block["target"])), list(dict.fromkeys(block["method"]))
+        fig = Figure(figsize=(max(5.0, 1.3 * len(targets) + 1), 3.6), dpi=100)
+        ax = fig.add_subplot()
+        width = 0.8 / max(1, len(methods))
+        for j, m in enumerate(methods):
+            for i, t in enumerate(targets):
+                sub = s.long[(s.long["model"] == model) & (s.long["task"] == task) & (s.long["method"] == m)
+                             & (s.long["target"] == t)]
+                vals = finite(sub["value"])
+                x = i - 0.4 + width * (j + 0.5)
+                ax.scatter(np.full(len(vals), x), vals, s=12, color=f"C{j}", label=m if i == 0 else None, zorder=3)
+                if len(vals):
+                    ax.hlines(vals.mean(), x - width / 2, x + width / 2, color=f"C{j}", linewidth=2)
+        ax.set_xticks(range(len(targets)), targets, fontsize=7, rotation=15)
+        ax.set_ylabel("main metric")
+        ax.set_title(f"{s.spec.experiment}: {model} trained on {task}, one dot per seed", fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        path = folder / f"{task}.png"
+        fig.savefig(path, format="png", metadata={"Software": None})
+        written.append(path)
+    return written

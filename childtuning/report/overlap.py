@@ -1,0 +1,353 @@
+"""The overlap table kind (`table.kind: overlap`): how much the Child-Tuning_D child networks of
+different tasks share (the paper's Sec. 4.5 heat-map), from the masks the runs saved.
+
+For two runs with child networks A and B (sets of eligible weights), overlap(A, B) = |A ∩ B| / |A|
+(chance: |B| / N, about the keep ratio, if B were a random set of its size) and Jaccard
+|A ∩ B| / |A ∪ B| (chance about p / (2 - p)). A cell task s × task t is the mean over every pair
+of runs, one of s and one of t, with DIFFERENT seeds: the diagonal is the same task across seeds,
+the noise ceiling against which the other cells read. Pairs of one seed are left out of every
+cell because a seed fixes the new head's initialisation (and the order of the Fisher pass), which
+steers the gradients and so the child network: two tasks with the same number of labels and the
+same seed start from the same head, and their overlap would partly measure that. The noise-ceiling
+table shows that same-seed overlap separately. "Layer-matched chance" is
+what overlap random sets would have if each kept the same number of weights per layer as the
+real ones: the share explained by which layers a task's child network favours, not which weights.
+The same numbers per layer follow, and a heat-map of each.
+
+Masks are compared only when every run has the same model, keep ratio, training-set size,
+selection rule, pruning and eligible tensors; otherwise aggregation stops (a matrix over mixed
+settings would partly measure the settings). Masks are read from
+`<results>/<experiment>/artifacts/<run_id>/child_mask.npz`; the pairwise counts are saved in
+`mask_overlap_counts.json` beside the records (keyed by run id and each mask's SHA-256, which
+the record holds), so the tables rebuild from records and counts when the masks (1-2 MB each for
+MiniLM) are not kept.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import itertools
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from ..layers import layer_of
+from .markdown import compute_lines, missing_lines, natural
+from .registry import TableKind, register
+from .stats import missing_runs, outside_grid
+from .text import md_table, num
+
+COUNTS_FILE = "mask_overlap_counts.json"
+ALL = "all"                  # the whole child network, beside each layer
+SAME = ("model", "keep_ratio", "train_size", "selection", "prune", "eligible")
+
+
+@dataclass
+class OverlapSummary:
+    spec: object
+    records: pd.DataFrame
+    runs: pd.DataFrame             # one row per compared run: run_id, task, seed, keep ratio, sizes
+    pairs: pd.DataFrame            # one row per ordered pair of runs and layer: intersection, sizes
+    cells: pd.DataFrame            # table.csv: task_a x task_b x layer statistics
+    layers: list[str]
+    missing: list[tuple]
+    outside: list[str]
+    skipped: list[str]
+    notes: list[str]
+
+    @property
+    def n_expected(self) -> int:
+        return math.prod(len(self.spec.expected[a]) for a in self.spec.key + ["seed"])
+
+    @property
+    def tasks(self) -> list[str]:
+        found = list(dict.fromkeys(self.runs["task"]))
+        declared = self.spec.expected["task"]
+        return [t for t in declared if t in found] + [t for t in found if t not in declared]
+
+
+def read_mask(path: Path) -> tuple[list[str], list[tuple], np.ndarray]:
+    """The eligible tensor names, their shapes and the child network as one boolean vector."""
+    with np.load(path) as f:
+        names = [str(n) for n in f["names"]]
+        shapes = [tuple(ast.literal_eval(str(s))) for s in f["shapes"]]
+        total = sum(math.prod(s) for s in shapes)
+        return names, shapes, np.unpackbits(f["bits"], count=total).astype(bool)
+
+
+def by_layer(names, shapes, bits) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """The mask's bits per layer group (packed) and each group's number of eligible weights."""
+    parts, offset = {}, 0
+    for name, shape in zip(names, shapes):
+        n = math.prod(shape)
+        parts.setdefault(layer_of(name), []).append(bits[offset: offset + n])
+        offset += n
+    return {layer: np.packbits(np.concatenate(chunks)) for layer, chunks in parts.items()}, \
+        {layer: int(sum(len(c) for c in chunks)) for layer, chunks in parts.items()}
+
+
+def run_table(records: pd.DataFrame) -> pd.DataFrame:
+    """The runs to compare, with what must agree among them (read from each record file)."""
+    folder = Path(records.attrs["runs_dir"])
+    rows = []
+    for _, r in records.iterrows():
+        rec = json.loads((folder / r["file"]).read_text(encoding="utf-8"))
+        stats, params = rec.get("method_stats") or {}, rec.get("method_params") or {}
+        if "child_mask_sha256" not in stats:
+            continue                     # not a run with a saved child network (noted by the caller)
+        rows.append({"run_id": r["run_id"], "task": r["task"], "seed": r["seed"], "model": r["model"],
+                     "keep_ratio": stats.get("keep_ratio"),
+                     "train_size": ((rec.get("data") or {}).get("train") or {}).get("size"),
+                     "selection": stats.get("selection", params.get("selection")), "prune": params.get("prune", "none"),
+                     "eligible": json.dumps(params.get("eligible"), sort_keys=True), "sha256": stats["child_mask_sha256"],
+                     "mask": rec.get("artifacts", {}).get("child_mask")})
+    return pd.DataFrame(rows, columns=["run_id", "task", "seed", "model", "keep_ratio", "train_size", "selection",
+                                       "prune", "eligible", "sha256", "mask"])
+
+
+def check_comparable(runs: pd.DataFrame, where: str) -> None:
+    for key in SAME:
+        values = runs[key].astype(str).unique()
+        if len(values) > 1:
+            example = {v: runs.loc[runs[key].astype(str) == v, "run_id"].iloc[0] for v in values}
+            raise InputError(f"{where}: child networks built under different {key} cannot be compared (the overlap "
+                             f"would partly measure the {key}): {example}. Keep one {key} in the experiment")
+
+
+def counts(runs: pd.DataFrame, folder: Path) -> dict:
+    """Sizes per run and layer and intersections per pair and layer: from the masks where they are
+    on disk (refreshing the counts file), else from the counts file, checked by each mask's SHA-256."""
+    path = folder / COUNTS_FILE
+    saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"runs": {}, "pairs": {}}
+    artifacts = folder / "artifacts"
+    masks, layout, out = {}, None, {"runs": {}, "pairs": {}}
+    for _, r in runs.iterrows():
+        file = artifacts / r["run_id"] / str(r["mask"] or "child_mask.npz")
+        if file.is_file():
+            names, shapes, bits = read_mask(file)
+            if layout is None:
+                layout = (names, shapes)
+            elif layout != (names, shapes):
+                raise InputError(f"{file}: its eligible tensors differ from the other runs' masks; cannot compare")
+            if hashlib.sha256(np.packbits(bits).tobytes()).hexdigest() != r["sha256"]:
+                raise InputError(f"{file} is not the mask its record describes (SHA-256 differs): restore it or rerun")
+            masks[r["run_id"]], sizes = by_layer(names, shapes, bits)
+            kept = {layer: int(np.bitwise_count(b).sum()) for layer, b in masks[r["run_id"]].items()}
+            out["runs"][r["run_id"]] = {"sha256": r["sha256"], "kept": kept, "eligible": sizes}
+        elif saved["runs"].get(r["run_id"], {}).get("sha256") == r["sha256"]:
+            out["runs"][r["run_id"]] = saved["runs"][r["run_id"]]
+        else:
+            raise InputError(f"run {r['run_id']}: no mask at {file} and no counts for it in {path}; rerun it "
+                             "(python -m childtuning.train ... force=true) or restore its artifacts")
+    for a, b in itertools.combinations(sorted(out["runs"]), 2):
+        pair = f"{a}|{b}"
+        if a in masks and b in masks:
+            out["pairs"][pair] = {layer: int(np.bitwise_count(masks[a][layer] & masks[b][layer]).sum())
+                                  for layer in masks[a]}
+        elif pair in saved["pairs"]:
+            out["pairs"][pair] = saved["pairs"][pair]
+        else:
+            raise InputError(f"{path} has no counts for the pair {a}, {b} and their masks are not both on disk")
+    if masks:        # a refreshed count file: what the tables rebuild from when the masks are gone
+        path.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return out
+
+
+def pair_frame(runs: pd.DataFrame, data: dict) -> tuple[pd.DataFrame, list[str]]:
+    """One row per ordered pair of different runs and layer (ALL = the sum), with |A|, |B|, |A ∩ B|, N."""
+    meta = runs.set_index("run_id")
+    layers = sorted(next(iter(data["runs"].values()))["kept"], key=natural) if data["runs"] else []
+    rows = []
+    for pair, inter in data["pairs"].items():
+        a, b = pair.split("|")
+        for x, y in ((a, b), (b, a)):
+            kx, ky, n = data["runs"][x]["kept"], data["runs"][y]["kept"], data["runs"][x]["eligible"]
+            for layer in layers + [ALL]:
+                pick = layers if layer == ALL else [layer]
+                rows.append({"run_a": x, "run_b": y, "task_a": meta.at[x, "task"], "task_b": meta.at[y, "task"],
+                             "seed_a": int(meta.at[x, "seed"]), "seed_b": int(meta.at[y, "seed"]),
+                             "layer": layer, "size_a": sum(kx[lay] for lay in pick), "size_b": sum(ky[lay] for lay in pick),
+                             "both": sum(inter[lay] for lay in pick), "eligible": sum(n[lay] for lay in pick),
+                             "layer_matched": sum(kx[lay] * ky[lay] / n[lay] for lay in pick)})
+    frame = pd.DataFrame(rows, columns=["run_a", "run_b", "task_a", "task_b", "seed_a", "seed_b", "layer", "size_a",
+                                        "size_b", "both", "eligible", "layer_matched"])
+    frame["overlap"] = frame["both"] / frame["size_a"].where(frame["size_a"] > 0)
+    union = frame["size_a"] + frame["size_b"] - frame["both"]
+    frame["jaccard"] = frame["both"] / union.where(union > 0)
+    frame["chance"] = frame["size_b"] / frame["eligible"]
+    frame["layer_matched_chance"] = frame["layer_matched"] / frame["size_a"].where(frame["size_a"] > 0)
+    return frame, layers
+
+
+def cell_frame(pairs: pd.DataFrame, tasks: list[str], layers: list[str]) -> pd.DataFrame:
+    """table.csv: per task_a x task_b x layer, mean and sample std over the pairs of different seeds."""
+    pairs = pairs[pairs["seed_a"] != pairs["seed_b"]]
+    rows = []
+    for layer in [ALL] + layers:
+        for ta, tb in itertools.product(tasks, tasks):
+            sub = pairs[(pairs["layer"] == layer) & (pairs["task_a"] == ta) & (pairs["task_b"] == tb)]
+            row = {"task_a": ta, "task_b": tb, "layer": layer, "n_pairs": len(sub)}
+            for stat in ("overlap", "jaccard", "chance", "layer_matched_chance"):
+                row[f"{stat}_mean"] = sub[stat].mean() if len(sub) else math.nan
+                row[f"{stat}_std"] = sub[stat].std(ddof=1) if len(sub) >= 2 else math.nan
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+@register
+class OverlapTable(TableKind):
+    name = "overlap"
+
+    def check(self, spec, where: str) -> None:
+        if spec.columns != "task" or "task" in spec.rows:
+            raise InputError(f"{where}: table.kind overlap compares tasks: table.columns must be task")
+
+    def summarize(self, spec, records, skipped: list[str]) -> OverlapSummary:
+        where = f"experiment {spec.experiment}"
+        runs = run_table(records)
+        if runs.empty:
+            raise InputError(f"{where}: no record has a saved child network (Child-Tuning_D's child_mask_sha256); "
+                             "run Child-Tuning_D, e.g. with trainer.epochs=0 for the mask only")
+        check_comparable(runs, where)
+        folder = Path(records.attrs["runs_dir"]).parent
+        pairs, layers = pair_frame(runs, counts(runs, folder))
+        tasks = [t for t in spec.expected["task"] if t in set(runs["task"])] + \
+            sorted(set(runs["task"]) - set(spec.expected["task"]))
+        ignored = sorted(set(records["run_id"]) - set(runs["run_id"]))
+        notes = [f"{len(ignored)} record(s) without a saved child network, not compared: {', '.join(ignored)}"] \
+            if ignored else []
+        return OverlapSummary(spec=spec, records=records, runs=runs, pairs=pairs, cells=cell_frame(pairs, tasks, layers),
+                              layers=layers, missing=missing_runs(records, spec), outside=outside_grid(records, spec),
+                              skipped=skipped, notes=notes)
+
+    def render(self, s: OverlapSummary) -> dict[str, str]:
+        csv = s.cells.to_csv(index=False, float_format="%.10g", na_rep="", lineterminator="\n")
+        return {"table.csv": csv, "table.md": render_markdown(s), "table.tex": render_latex(s)}
+
+    def plot(self, s: OverlapSummary, folder: Path) -> list[Path]:
+        return plot_heatmaps(s, folder)
+
+
+def matrix(s: OverlapSummary, stat: str, layer: str = ALL) -> pd.DataFrame:
+    sub = s.cells[s.cells["layer"] == layer]
+    return sub.pivot(index="task_a", columns="task_b", values=f"{stat}_mean").reindex(index=s.tasks, columns=s.tasks)
+
+
+def pct(x) -> str:
+    return num(100 * x, 1) if x is not None and np.isfinite(x) else num(math.nan)
+
+
+def render_markdown(s: OverlapSummary) -> str:
+    r = s.runs.iloc[0]
+    seeds = sorted(set(s.runs["seed"]))
+    out = [f"# Experiment `{s.spec.experiment}`: child-network overlap", "",
+           f"Child-Tuning_D child networks of {len(s.runs)} run(s): model {r['model']}, keep ratio {r['keep_ratio']}, "
+           f"{r['train_size']} training examples, selection `{r['selection']}`, seeds {', '.join(map(str, seeds))}. "
+           "overlap(A, B) = |A ∩ B| / |A| (row task A, column task B), in %; a cell is the mean over every pair of runs "
+           "of its two tasks with different seeds (a seed fixes the head's initialisation, which steers the child "
+           "network; the diagonal: the same task on two seeds, the noise ceiling). Chance for a random "
+           "B of the same size: |B| / N (≈ the keep ratio); layer-matched chance: random sets with the real per-layer "
+           "sizes. Pairwise counts: " + COUNTS_FILE + ".", "",
+           "## Overlap |A ∩ B| / |A| (%)", ""]
+    ov, jac = matrix(s, "overlap"), matrix(s, "jaccard")
+    out += md_table(["A \\ B"] + s.tasks, [[a] + [pct(ov.at[a, b]) for b in s.tasks] for a in s.tasks])
+    out += ["", "## Jaccard |A ∩ B| / |A ∪ B| (%)", ""]
+    out += md_table(["A \\ B"] + s.tasks, [[a] + [pct(jac.at[a, b]) for b in s.tasks] for a in s.tasks])
+    out += ["", "## Noise ceiling and chance", "",
+            "Per task, overlap (%) with: its own child networks on other seeds (the noise ceiling; mean ± std over "
+            "pairs), the other tasks' on other seeds (the matrices' rows, averaged), the other tasks' on the SAME seed "
+            "(same head initialisation and Fisher-pass order; not in the matrices), and the two chance levels.", ""]
+    rows = []
+    whole = s.pairs[s.pairs["layer"] == ALL]
+    for t in s.tasks:
+        mine = whole[whole["task_a"] == t]
+        other_seed = mine[mine["seed_a"] != mine["seed_b"]]
+        same = other_seed[other_seed["task_b"] == t]
+        other = other_seed[other_seed["task_b"] != t]
+        same_seed = mine[(mine["seed_a"] == mine["seed_b"]) & (mine["task_b"] != t)]
+        rows.append([t, f"{pct(same['overlap'].mean())} ± {pct(same['overlap'].std(ddof=1))} ({len(same)})",
+                     f"{pct(other['overlap'].mean())} ({len(other)})",
+                     f"{pct(same_seed['overlap'].mean())} ({len(same_seed)})",
+                     pct(mine["chance"].mean()), pct(mine["layer_matched_chance"].mean())])
+    out += md_table(["task", "same task, other seed (pairs)", "other tasks, other seed (pairs)",
+                     "other tasks, same seed (pairs)", "chance", "layer-matched chance"], rows)
+    out += ["", "## Per layer", "",
+            "Per layer: the share of its eligible weights kept (mean over runs; the chance level of the overlap), "
+            "and the overlap within the layer (mean over pairs of different seeds), in %.", ""]
+    rows = []
+    for layer in s.layers:
+        sub = s.pairs[(s.pairs["layer"] == layer) & (s.pairs["seed_a"] != s.pairs["seed_b"])]
+        same, other = sub[sub["task_a"] == sub["task_b"]], sub[sub["task_a"] != sub["task_b"]]
+        rows.append([layer, f"{int(sub['eligible'].iloc[0]):,}" if len(sub) else "?", pct(sub["chance"].mean()),
+                     pct(same["overlap"].mean()), pct(other["overlap"].mean())])
+    out += md_table(["layer", "eligible weights", "kept (= chance)", "same task, other seed", "other tasks, other seed"],
+                    rows)
+    out += ["", "## Compute", ""] + compute_lines(s.records)
+    out += missing_lines(s)
+    notes = list(s.notes) + ([f"{len(s.outside)} record(s) outside the declared grid, compared too: "
+                              f"{', '.join(s.outside)}"] if s.outside else [])
+    notes += [f"skipped unreadable file {m}" for m in s.skipped]
+    out += (["", "## Notes", ""] + [f"- {n}" for n in notes]) if notes else []
+    return "\n".join(out) + "\n"
+
+
+def render_latex(s: OverlapSummary) -> str:
+    from .latex import tex
+
+    ov = matrix(s, "overlap")
+    lines = [f"% {tex(s.spec.experiment)}: child-network overlap |A cap B| / |A| in %, mean over pairs of runs "
+             "(diagonal: same task, other seeds). Needs \\usepackage{booktabs}.",
+             "\\begin{tabular}{l" + "r" * len(s.tasks) + "}", "\\toprule",
+             " & ".join(["A \\textbackslash{} B"] + [tex(t) for t in s.tasks]) + " \\\\", "\\midrule"]
+    lines += [" & ".join([tex(a)] + [pct(ov.at[a, b]).replace("–", "--") for b in s.tasks]) + " \\\\" for a in s.tasks]
+    return "\n".join(lines + ["\\bottomrule", "\\end{tabular}"]) + "\n"
+
+
+def plot_heatmaps(s: OverlapSummary, folder: Path) -> list[Path]:
+    """overlap.png: the overlap and Jaccard matrices; overlap_per_layer.png: the overlap per layer."""
+    from matplotlib.figure import Figure
+
+    folder.mkdir(parents=True, exist_ok=True)
+    n = len(s.tasks)
+    chance = s.pairs.loc[s.pairs["layer"] == ALL, "chance"].mean()     # |B| / N: the same for every pair
+
+    def draw(ax, m, title, vmin=None, vmax=None):
+        image = ax.imshow(100 * m.to_numpy(dtype=float), cmap="viridis", vmin=vmin, vmax=vmax)
+        ax.set_xticks(range(n), s.tasks, rotation=60, ha="right", fontsize=7)
+        ax.set_yticks(range(n), s.tasks, fontsize=7)
+        for i, j in itertools.product(range(n), range(n)):
+            v = m.iat[i, j]
+            if np.isfinite(v):
+                ax.text(j, i, f"{100 * v:.0f}", ha="center", va="center", fontsize=6, color="white")
+        ax.set_title(title, fontsize=8)
+        return image
+
+    fig = Figure(figsize=(10, 4.6), dpi=100)
+    for k, (stat, title) in enumerate((("overlap", f"|A∩B|/|A| (%), chance {100 * chance:.0f}"),
+                                       ("jaccard", "Jaccard |A∩B|/|A∪B| (%)"))):
+        ax = fig.add_subplot(1, 2, k + 1)
+        fig.colorbar(draw(ax, matrix(s, stat), f"{s.spec.experiment}: {title}"), ax=ax, fraction=0.046)
+        ax.set_xlabel("B (column)", fontsize=7)
+        ax.set_ylabel("A (row)", fontsize=7)
+    fig.tight_layout()
+    written = [folder / "overlap.png"]
+    fig.savefig(written[0], format="png", metadata={"Software": None})
+
+    cols = min(3, len(s.layers)) or 1
+    rows = math.ceil(len(s.layers) / cols) or 1
+    fig = Figure(figsize=(3.6 * cols, 3.3 * rows), dpi=100)
+    mats = [matrix(s, "overlap", layer) for layer in s.layers]
+    top = max([float(np.nanmax(m.to_numpy(dtype=float))) for m in mats if m.notna().any().any()] or [1.0])
+    for k, (layer, m) in enumerate(zip(s.layers, mats)):
+        ax = fig.add_subplot(rows, cols, k + 1)
+        kept = s.pairs.loc[s.pairs["layer"] == layer, "chance"].mean()
+        draw(ax, m, f"{layer}: |A∩B|/|A| (%), kept {100 * kept:.0f}%", 0, 100 * top)
+    fig.tight_layout()
+    written.append(folder / "overlap_per_layer.png")
+    fig.savefig(written[1], format="png", metadata={"Software": None})
+    return written

@@ -1,0 +1,265 @@
+"""Issue 16's report side: Holm-adjusted p-values, expected maximum performance, the curve table
+kind (keep-ratio sweeps) and the overlap table kind (child networks of different tasks)."""
+import hashlib
+import itertools
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from childtuning.aggregate import aggregate
+from childtuning.errors import InputError
+from childtuning.report.emp import expected_max
+from childtuning.report.stats import holm
+from test_aggregate import EXPERIMENT_YAML, record, write
+
+
+# ----------------------------------------------------------------------------- Holm
+def test_holm_matches_the_step_down_rule_by_hand():
+    adjusted = holm([0.01, 0.04, 0.03, math.nan, 0.2])
+    # m = 4 known: 0.01*4 = 0.04; 0.03*3 = 0.09; 0.04*2 = 0.08 -> 0.09 (monotone); 0.2*1 = 0.2
+    assert adjusted[:3].tolist() == pytest.approx([0.04, 0.09, 0.09]) and math.isnan(adjusted[3])
+    assert adjusted[4] == pytest.approx(0.2)
+    assert holm([0.6, 0.5]).tolist() == [1.0, 1.0]                       # capped at 1
+    assert holm([]).tolist() == []
+
+
+def test_comparison_tables_show_holm_beside_the_raw_p(tmp_path):
+    spec = tmp_path / "unit.yaml"
+    spec.write_text(EXPERIMENT_YAML)
+    results = tmp_path / "results"
+    vals = {"vanilla": {"rte": [60, 62, 61], "mrpc": [80, 81, 79]},
+            "child_tuning_d": {"rte": [70, 73, 71], "mrpc": [80, 82, 80]}}
+    write(results, *(record(t, m, s, v) for m, by in vals.items() for t, vs in by.items() for s, v in zip((1, 2, 3), vs)))
+    cells = aggregate("unit", results, experiment_file=spec)
+    d = cells[cells["method"] == "child_tuning_d"].set_index("task")
+    raw = d.loc[["rte", "mrpc"], "p_welch"].to_numpy()
+    assert d.loc[["rte", "mrpc"], "p_welch_holm"].tolist() == pytest.approx(holm(raw).tolist())
+    assert d.loc["rte", "p_welch_holm"] == pytest.approx(min(1, 2 * d.loc["rte", "p_welch"]))   # the smaller of 2
+    paired = d.loc[["rte", "mrpc"], "p_paired"]
+    assert d.loc[["rte", "mrpc"], "p_paired_holm"].tolist() == pytest.approx(holm(paired).tolist())
+    md = (results / "unit" / "table.md").read_text()
+    assert "Welch p (Holm)" in md and "paired p (Holm)" in md and "(2 Welch, 2 paired p-values)" in md
+
+
+# ----------------------------------------------------------------------------- EMP
+@pytest.mark.parametrize("values", [[1.0, 2.0, 2.0, 5.0], [3.0], [0.5, 0.25, 0.75]])
+def test_expected_max_is_the_mean_of_the_max_over_all_draws(values):
+    for n in (1, 2, 3):
+        maxima = [max(draw) for draw in itertools.product(values, repeat=n)]   # every draw, equally likely
+        mean, std = expected_max(values + [math.nan], n)                       # an unscored run is left out
+        assert mean == pytest.approx(np.mean(maxima)) and std == pytest.approx(np.std(maxima))
+    assert expected_max(values, 1)[0] == pytest.approx(np.mean(values))
+
+
+def test_emp_section_and_plots_per_task(tmp_path):
+    spec = tmp_path / "unit.yaml"
+    spec.write_text(EXPERIMENT_YAML)
+    results = tmp_path / "results"
+    write(results, *(record("rte", m, s, v) for m, vs in (("vanilla", [60, 70, 80]), ("child_tuning_d", [65, 66, 67]))
+                     for s, v in zip((1, 2, 3), vs)))
+    aggregate("unit", results, experiment_file=spec)
+    md = (results / "unit" / "table.md").read_text()
+    section = md.split("## Expected maximum performance")[1].split("##")[0]
+    assert "| tiny_bert | rte | vanilla | 3 | 70.00 | " + f"{expected_max([60, 70, 80], 2)[0]:.2f}" in section
+    assert (results / "unit" / "plots" / "emp_rte.png").is_file()
+
+
+# ----------------------------------------------------------------------------- curve kind
+CURVE_YAML = """\
+# @package _global_
+defaults:
+  - override /model: tiny_bert
+  - override /method: child_tuning_d
+experiment: curve
+hydra:
+  sweeper:
+    params:
+      task: rte
+      method.keep_ratio: 0.1,0.5,1.0
+      seed: 1,2
+table:
+  kind: curve
+  rows: [model, method, method.keep_ratio]
+  x: method.keep_ratio
+  reference: {at: 1.0, label: "= vanilla"}
+  columns: task
+  baseline: {method.keep_ratio: 1.0}
+"""
+
+
+def test_curve_kind_plots_score_against_the_axis_and_compares_with_the_reference(tmp_path):
+    spec = tmp_path / "curve.yaml"
+    spec.write_text(CURVE_YAML)
+    results = tmp_path / "results"
+    recs = []
+    for keep, vals in ((0.1, [50, 52]), (0.5, [60, 61]), (1.0, [70, 72])):
+        for seed, v in zip((1, 2), vals):
+            r = record("rte", "child_tuning_d", seed, v)
+            r["run_id"] = f"tiny_bert.rte.child_tuning_d.s{seed}.k{keep}"
+            r["config"]["method"] = {"keep_ratio": keep}
+            recs.append(r)
+    write(results, *recs, experiment="curve")
+    cells = aggregate("curve", results, experiment_file=spec).set_index("method.keep_ratio")
+    assert cells.loc["0.1", "delta_vs_baseline"] == pytest.approx(51 - 71)
+    assert math.isnan(cells.loc["1", "delta_vs_baseline"])                   # the reference itself
+    assert (results / "curve" / "plots" / "rte.png").is_file() and (results / "curve" / "plots" / "emp_rte.png").is_file()
+    spec.write_text(CURVE_YAML.replace("  x: method.keep_ratio\n", ""))
+    with pytest.raises(InputError, match="needs table.x"):
+        aggregate("curve", results, experiment_file=spec)
+
+
+# ----------------------------------------------------------------------------- overlap kind
+OVERLAP_YAML = """\
+# @package _global_
+defaults:
+  - override /model: tiny_bert
+  - override /method: child_tuning_d
+experiment: ov
+trainer: {epochs: 0}
+hydra:
+  sweeper:
+    params:
+      task: rte,mrpc
+      seed: 1,2
+table:
+  kind: overlap
+  rows: [model, method]
+  columns: task
+"""
+NAMES = ["bert.encoder.layer.0.attention.weight", "bert.encoder.layer.1.output.weight"]
+SHAPES = [(4, 5), (2, 6)]          # 20 + 12 eligible weights
+
+
+def mask_record(results, task, seed, mask: np.ndarray, keep=0.5, size=100, experiment="ov"):
+    """A Child-Tuning_D record with a saved child network (as the runner saves it)."""
+    rid = f"tiny_bert.{task}.child_tuning_d.s{seed}.0000000000"
+    folder = Path(results) / experiment / "artifacts" / rid
+    folder.mkdir(parents=True, exist_ok=True)
+    bits = np.packbits(mask)
+    np.savez_compressed(folder / "child_mask.npz", bits=bits, names=np.array(NAMES),
+                        shapes=np.array([str(s) for s in SHAPES]), keep_ratio=keep, selection="top")
+    rec = record(task, "child_tuning_d", seed, None)
+    rec.update(run_id=rid, experiment=experiment, artifacts={"child_mask": "child_mask.npz"},
+               data={"train": {"size": size}},
+               method_params={"selection": "top", "eligible": {"include": ["layer"]}, "keep_ratio": keep},
+               method_stats={"keep_ratio": keep, "selection": "top",
+                             "child_mask_sha256": hashlib.sha256(bits.tobytes()).hexdigest()})
+    write(results, rec, experiment=experiment)
+    return rid
+
+
+@pytest.fixture
+def masks():
+    rng = np.random.default_rng(0)
+    return {(t, s): rng.random(32) < 0.5 for t in ("rte", "mrpc") for s in (1, 2)}
+
+
+def test_overlap_matrix_noise_ceiling_and_layers(tmp_path, masks):
+    spec = tmp_path / "ov.yaml"
+    spec.write_text(OVERLAP_YAML)
+    results = tmp_path / "results"
+    for (t, s), m in masks.items():
+        mask_record(results, t, s, m)
+    aggregate("ov", results, experiment_file=spec)
+    cells = __import__("pandas").read_csv(results / "ov" / "table.csv")
+
+    def expected(ta, tb, part=slice(None)):
+        pairs = [(masks[(ta, i)][part], masks[(tb, j)][part]) for i in (1, 2) for j in (1, 2) if i != j]
+        return (np.mean([(a & b).sum() / a.sum() for a, b in pairs]),
+                np.mean([(a & b).sum() / (a | b).sum() for a, b in pairs]))
+
+    for ta, tb in itertools.product(("rte", "mrpc"), repeat=2):
+        row = cells[(cells["task_a"] == ta) & (cells["task_b"] == tb) & (cells["layer"] == "all")].iloc[0]
+        ov, jac = expected(ta, tb)
+        assert row["overlap_mean"] == pytest.approx(ov) and row["jaccard_mean"] == pytest.approx(jac)
+        assert row["n_pairs"] == 2                                 # pairs of different seeds only
+        layer1 = cells[(cells["task_a"] == ta) & (cells["task_b"] == tb) & (cells["layer"] == "layer.1")].iloc[0]
+        assert layer1["overlap_mean"] == pytest.approx(expected(ta, tb, slice(20, 32))[0])
+    md = (results / "ov" / "table.md").read_text()
+    assert "## Noise ceiling and chance" in md and "## Per layer" in md
+    same_seed = np.mean([(masks[("rte", i)] & masks[("mrpc", i)]).sum() / masks[("rte", i)].sum() for i in (1, 2)])
+    assert f"| rte | {100 * expected('rte', 'rte')[0]:.1f} ± " in md and f"| {100 * same_seed:.1f} (2) |" in md
+    assert all((results / "ov" / "plots" / f).is_file() for f in ("overlap.png", "overlap_per_layer.png"))
+
+    # without the masks the tables rebuild from the saved counts, byte for byte
+    before = {n: (results / "ov" / n).read_text() for n in ("table.md", "table.csv", "table.tex")}
+    shutil.rmtree(results / "ov" / "artifacts")
+    aggregate("ov", results, experiment_file=spec)
+    assert {n: (results / "ov" / n).read_text() for n in before} == before
+    # a counts file that does not belong to the records is not used
+    counts = json.loads((results / "ov" / "mask_overlap_counts.json").read_text())
+    first = sorted(counts["runs"])[0]
+    counts["runs"][first]["sha256"] = "0" * 64
+    (results / "ov" / "mask_overlap_counts.json").write_text(json.dumps(counts))
+    with pytest.raises(InputError, match="no mask"):
+        aggregate("ov", results, experiment_file=spec)
+
+
+@pytest.mark.parametrize("field,value", [("keep", 0.3), ("size", 200)])
+def test_overlap_refuses_child_networks_built_under_other_settings(tmp_path, masks, field, value):
+    spec = tmp_path / "ov.yaml"
+    spec.write_text(OVERLAP_YAML)
+    results = tmp_path / "results"
+    for (t, s), m in masks.items():
+        odd = (t, s) == ("mrpc", 2)
+        mask_record(results, t, s, m, **({field: value} if odd else {}))
+    name = {"keep": "keep_ratio", "size": "train_size"}[field]
+    with pytest.raises(InputError, match=f"different {name}"):
+        aggregate("ov", results, experiment_file=spec)
+
+
+def test_overlap_refuses_a_mask_that_is_not_the_records(tmp_path, masks):
+    spec = tmp_path / "ov.yaml"
+    spec.write_text(OVERLAP_YAML)
+    results = tmp_path / "results"
+    rids = [mask_record(results, t, s, m) for (t, s), m in masks.items()]
+    folder = results / "ov" / "artifacts" / rids[0]
+    np.savez_compressed(folder / "child_mask.npz", bits=np.packbits(~masks[("rte", 1)]), names=np.array(NAMES),
+                        shapes=np.array([str(s) for s in SHAPES]))
+    with pytest.raises(InputError, match="SHA-256 differs"):
+        aggregate("ov", results, experiment_file=spec)
+
+
+def test_transfer_tables_adjust_their_comparisons_too(tmp_path):
+    spec = tmp_path / "dt.yaml"
+    spec.write_text("""# @package _global_
+defaults:
+  - override /model: tiny_bert
+experiment: dt
+hydra:
+  sweeper:
+    params:
+      method: vanilla,child_tuning_d
+      seed: 1,2,3
+table:
+  kind: transfer
+  rows: [model, method]
+  columns: target
+  baseline: vanilla
+""")
+    recs = []
+    for method, shift in (("vanilla", 0.0), ("child_tuning_d", 5.0)):
+        for seed, v in zip((1, 2, 3), (60.0, 62.0, 65.0)):
+            r = record("rte", method, seed, v + shift)
+            r.update(experiment="dt", targets={"mrpc:dev": {"main_metric": "f1", "metrics": {"f1": 70 + seed + shift / 2}}})
+            recs.append(r)
+    write(tmp_path, *recs, experiment="dt")
+    cells = aggregate("dt", tmp_path, spec)
+    d = cells[cells["method"] == "child_tuning_d"]
+    assert d["p_welch_holm"].tolist() == pytest.approx(holm(d["p_welch"]).tolist())
+    assert d["p_paired_holm"].notna().all() or d["p_paired"].isna().any()
+    assert "Welch p (Holm)" in (tmp_path / "dt" / "table.md").read_text()
+
+
+def test_task_transfer_tables_adjust_their_comparisons_too(tmp_path):
+    from transfer_fixtures import write_synthetic
+
+    write_synthetic(tmp_path / "results")
+    cells = aggregate("task_transfer_smoke", tmp_path / "results")
+    assert cells["p_welch"].notna().sum() >= 2                            # a family to adjust
+    assert cells["p_welch_holm"].tolist() == pytest.approx(holm(cells["p_welch"]).tolist(), nan_ok=True)
+    assert "Welch p (Holm)" in (tmp_path / "results" / "task_transfer_smoke" / "table.md").read_text()

@@ -1,0 +1,143 @@
+"""The task-transfer table kind on synthetic records: per-source means first, then over source
+seeds; the pretrained reference over head seeds; Δ with the paired test; the source's own score;
+gaps; byte-identical outputs."""
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from childtuning.aggregate import aggregate, bootstrap_ci
+from childtuning.errors import InputError
+from childtuning.report import summarize
+
+from transfer_fixtures import PROBES, SOURCES, probe_record, write_records, write_synthetic
+
+EXP = "task_transfer_smoke"
+
+
+def cell(frame, method, target):
+    rows = frame[(frame["method"] == method) & (frame["target"] == target)]
+    assert len(rows) == 1
+    return rows.iloc[0]
+
+
+def per_source(method, target):
+    """The per-source scores the table should use: each source seed's mean over its scored heads."""
+    return [np.mean([v for v in PROBES[(method, s, target)] if v is not None]) for s in (1, 2)]
+
+
+@pytest.fixture
+def results(tmp_path):
+    write_synthetic(tmp_path / "results")
+    return tmp_path / "results"
+
+
+def test_head_seeds_are_averaged_within_a_source_seed_first(results):
+    frame = aggregate(EXP, results)
+    v = cell(frame, "vanilla", "mrpc")
+    # vanilla s1 has one scored head (60), s2 two (70, 80): mean of per-source means = (60 + 75) / 2,
+    # not the pooled mean of the three heads (70)
+    assert v["mean"] == pytest.approx(67.5) and v["std"] == pytest.approx(np.std([60.0, 75.0], ddof=1))
+    assert (v["n_sources"], v["n_sources_scored"], v["n_probes"], v["n_scored"]) == (2, 2, 4, 3)
+    assert (v["n_ok"], v["n_failed"], v["failed_by_status"]) == (3, 1, "diverged:1")
+    assert v["spread"] == "source seeds" and v["metric"] == "f1"
+    ct = cell(frame, "child_tuning_d", "mrpc")        # the degenerate head keeps its score
+    assert ct["mean"] == pytest.approx(np.mean(per_source("child_tuning_d", "mrpc")))
+    assert ct["failed_by_status"] == "degenerate:1" and ct["n_scored"] == 4
+
+
+def test_pretrained_reference_spreads_over_head_seeds(results):
+    frame = aggregate(EXP, results)
+    ref = cell(frame, "pretrained", "stsb")
+    assert (ref["mean"], ref["std"]) == pytest.approx((12.0, np.std([10.0, 14.0], ddof=1)))
+    assert ref["spread"] == "head seeds" and (ref["n_sources"], ref["n_probes"]) == (1, 2)
+    # its difference to vanilla is given, its tests are not (head seeds vs source seeds)
+    assert ref["delta_vs_baseline"] == pytest.approx(12.0 - np.mean(per_source("vanilla", "stsb")))
+    assert math.isnan(ref["p_welch"]) and math.isnan(ref["p_paired"]) and math.isnan(ref["ci_low"])
+
+
+def test_difference_to_vanilla_uses_the_report_statistics(results):
+    frame = aggregate(EXP, results)
+    ct, base = per_source("child_tuning_d", "stsb"), per_source("vanilla", "stsb")
+    c = cell(frame, "child_tuning_d", "stsb")
+    assert c["delta_vs_baseline"] == pytest.approx(np.mean(ct) - np.mean(base))
+    assert c["p_welch"] == pytest.approx(stats.ttest_ind(ct, base, equal_var=False).pvalue)
+    assert (c["ci_low"], c["ci_high"]) == bootstrap_ci(ct, base)
+    assert c["p_paired"] == pytest.approx(stats.ttest_rel(ct, base).pvalue) and c["seeds_better"] == "2/2"
+    assert math.isnan(cell(frame, "vanilla", "stsb")["delta_vs_baseline"])
+
+
+def test_source_score_sits_beside_the_transfer_scores(results):
+    frame = aggregate(EXP, results)
+    c = cell(frame, "child_tuning_d", "mrpc")
+    assert (c["source_task"], c["source_metric"]) == ("rte", "accuracy")
+    assert c["source_mean"] == pytest.approx(78.0) and c["source_std"] == pytest.approx(np.std([82.0, 74.0], ddof=1))
+    assert (c["source_n_ok"], c["source_n"]) == (2, 2)
+    assert cell(frame, "pretrained", "mrpc")["source_n"] == 0
+    md = (results / EXP / "table.md").read_text()
+    header = "| model | method | source: rte | mrpc | stsb | Avg |"
+    assert header in md
+    row = next(line for line in md.splitlines() if line.startswith("| tiny_bert | vanilla |"))
+    assert row.startswith(f"| tiny_bert | vanilla | 75.00 ± {np.std([80.0, 70.0], ddof=1):.2f} (2/2) | 67.50 ± ")
+    assert "| tiny_bert | pretrained | – | 52.00 ± 2.83 (2/2) | 12.00 ± 2.83 (2/2) | 32.00 |" in md
+    assert md.index("| tiny_bert | pretrained |") < md.index("| tiny_bert | vanilla |") < md.index("| tiny_bert | child_tuning_d |")
+
+
+def test_all_outputs_and_byte_identical_rerun(results):
+    aggregate(EXP, results)
+    out = results / EXP
+    first = {n: (out / n).read_text() for n in ("table.md", "table.csv", "table.tex")}
+    assert {p.name for p in (out / "plots").glob("*.png")} == {"mrpc.png", "stsb.png"}
+    assert "\\begin{tabular}{llrrrr}" in first["table.tex"] and "pretrained & --" in first["table.tex"]
+    assert first["table.csv"].splitlines()[0].startswith("model,method,target,metric,mean,std,spread")
+    png = (out / "plots" / "mrpc.png").read_bytes()
+    aggregate(EXP, results)
+    assert first == {n: (out / n).read_text() for n in first} and png == (out / "plots" / "mrpc.png").read_bytes()
+
+
+def test_missing_probes_and_sources_are_listed(tmp_path):
+    results = tmp_path / "results"
+    write_synthetic(results)
+    (results / EXP / "runs" / "tiny_bert.rte.child_tuning_d.s2.0000000000.json").unlink()
+    for path in (results / EXP / "probes").glob("tiny_bert.rte.child_tuning_d.s2.*stsb*"):
+        path.unlink()
+    write_records(results, probes=[probe_record("vanilla", 7, "mrpc", 1, 65.0)])     # outside the grid
+    s = summarize(EXP, results)
+    assert ("tiny_bert", "child_tuning_d", 2, "stsb", 1) in s.missing and len(s.missing) == 2
+    assert s.missing_sources == [("tiny_bert", "rte", "child_tuning_d", 2)]
+    assert s.n_expected == (2 * 2 + 1) * 2 * 2
+    assert s.outside == ["tiny_bert.rte.vanilla.s7.0000000000.mrpc.h1.0000000000"]
+    aggregate(EXP, results)
+    md = (results / EXP / "table.md").read_text()
+    assert "## Missing (2 of 20 expected probes)" in md
+    assert "- source run without a record: tiny_bert / rte / child_tuning_d / 2" in md
+    assert "- tiny_bert / child_tuning_d / seed 2: stsb/h1, stsb/h2" in md
+    assert "1 probe record(s) outside the declared grid" in md
+
+
+def test_no_probe_records_say_how_to_make_them(tmp_path):
+    results = tmp_path / "results"
+    write_records(results, sources=[], probes=[])
+    write_synthetic(results)
+    for path in (results / EXP / "probes").glob("*.json"):
+        path.unlink()
+    with pytest.raises(InputError, match=r"no probe records.*python -m childtuning.probe exp=task_transfer_smoke"):
+        summarize(EXP, results)
+
+
+def test_a_layout_the_kind_cannot_draw_is_refused(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text((__import__("conftest").REPO / "experiments" / f"{EXP}.yaml").read_text()
+                    .replace("columns: target", "columns: task").replace(f"experiment: {EXP}", "experiment: bad"))
+    write_synthetic(tmp_path / "results", experiment="bad")
+    with pytest.raises(InputError, match="task_transfer table has rows: \\[model, method\\], columns: target"):
+        summarize("bad", tmp_path / "results", path)
+
+
+def test_probes_and_sources_per_source_section(results):
+    aggregate(EXP, results)
+    md = (results / EXP / "table.md").read_text()
+    assert "| tiny_bert | vanilla | 1 | tiny_bert.rte.vanilla.s1.0000000000 | ok | 80.00 | 60.00 (1/2) | 25.00 (2/2) |" in md
+    assert "| tiny_bert | pretrained | – | (pretrained encoder) | – | – | 52.00 (2/2) | 12.00 (2/2) |" in md
+    assert SOURCES[("vanilla", 1)] == 80.0
