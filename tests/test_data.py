@@ -3,6 +3,7 @@ import pytest
 
 import childtuning.train as train_mod
 from childtuning import data, seeding
+from childtuning.config import validate
 from conftest import compose_cfg
 
 
@@ -37,7 +38,7 @@ def test_subsample_of_at_least_the_whole_set_is_the_whole_set(n):
 
 def train_fingerprint(glue, *overrides) -> str:
     cfg = compose_cfg("model=tiny_bert", "task=rte", "task.max_train_samples=10", f"paths.glue_dir={glue}", *overrides)
-    splits = train_mod.load_data(cfg)
+    splits = train_mod.load_data(validate(cfg))                         # as the runner: a validated config
     assert len(splits["train"]) == 10 and len(splits["dev"]) == 24      # dev is never subsampled
     return data.fingerprint(splits["train"])
 
@@ -50,6 +51,6 @@ def test_runner_subsample_is_the_same_for_every_method_and_follows_the_seed(synt
     # task.subsample_seed pins the subset across run seeds
     assert train_fingerprint(synthetic_glue, "seed=1", "task.subsample_seed=7") == \
         train_fingerprint(synthetic_glue, "seed=2", "task.subsample_seed=7")
-    full = data.read_local_split(compose_cfg("task=rte").task, synthetic_glue / "RTE", "train")
+    full = data.load_task(validate(compose_cfg("task=rte")).task, str(synthetic_glue), ("train",))["train"]
     head = data.Split(full.texts[:10], full.labels[:10], full.source)
     assert per_method["vanilla"] != data.fingerprint(head)              # not the head of the file

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from childtuning import data, metrics
+from childtuning.config import validate
 from conftest import compose_cfg
 
 # Classification: 6 positives, 4 negatives; TP=4, FN=2, FP=1, TN=3.
@@ -60,13 +61,13 @@ def test_constant_regression_predictions_are_undefined_and_labelled_degenerate()
 
 def test_mrpc_paraphrase_is_the_positive_class(tmp_path):
     """MRPC's F1 is of the paraphrase class: the file's label "1" must become class index 1."""
-    task = compose_cfg("task=mrpc").task
+    task = validate(compose_cfg("task=mrpc")).task
     assert task.main_metric == "f1" and list(task.metrics) == ["f1", "accuracy"]
     folder = tmp_path / "MRPC"
     folder.mkdir()
     rows = [f"{y}\t{i}\t{i + 100}\ts{i} .\tt{i} ." for i, y in enumerate(LABELS)]
     (folder / "dev.tsv").write_text("\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\n" + "\n".join(rows) + "\n")
-    split = data.read_local_split(task, folder, "dev")
+    split = data.load_task(task, str(tmp_path), ("dev",))["dev"]
     assert split.labels == LABELS.tolist()
     assert metrics.compute(list(task.metrics), PREDS, np.array(split.labels))["f1"] == pytest.approx(EXPECTED["f1"])
 
