@@ -155,6 +155,21 @@ class LoggerConfig:
 
 
 @dataclass
+class LeaseConfig:
+    """A run claims its id before it starts (childtuning/lease.py); values: conf/config.yaml."""
+    enabled: bool = True
+    timeout_s: float = 300.0
+    heartbeat_s: float = 30.0
+
+
+@dataclass
+class PreflightConfig:
+    """A sweep's launch-time check of every cell (childtuning/preflight.py); values: conf/config.yaml."""
+    enabled: bool = True
+    allow_model_download: bool = False
+
+
+@dataclass
 class RunConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -176,6 +191,8 @@ class RunConfig:
     table: Any = None          # experiment files: the table layout (read by the aggregator only)
     probe: Any = None          # experiment files: the probes of their runs (read by childtuning.probe only)
     protocol: Any = None       # experiment files: a tuning protocol (read by childtuning.protocol only)
+    lease: LeaseConfig = field(default_factory=LeaseConfig)
+    preflight: PreflightConfig = field(default_factory=PreflightConfig)
 
 
 SCHEMAS = {"paths": PathsConfig, "model": ModelConfig, "task": TaskConfig, "trainer": TrainerConfig,
@@ -326,6 +343,9 @@ def validate(cfg: DictConfig) -> DictConfig:
     check(impl.device in ("auto", "cpu", "cuda") or impl.device.startswith("cuda:"),
           f"impl.device={impl.device!r}; use auto, cpu or cuda")
     check(merged.logger.name in ("none", "wandb"), f"logger={merged.logger.name!r}; use none or wandb")
+    check(0 < merged.lease.heartbeat_s < merged.lease.timeout_s,
+          f"lease.heartbeat_s={merged.lease.heartbeat_s:g} must be positive and below lease.timeout_s="
+          f"{merged.lease.timeout_s:g} (a live run's lease would look stale)")
     methods.REGISTRY[merged.method.name].check(merged)
     from . import targets
     merged.targets = targets.resolve(merged.task, list(merged.targets) + list(merged.targets_by_task.get(merged.task.name, [])))

@@ -101,10 +101,15 @@ class BatchLoader:
         return math.ceil(len(self.features) / self.batch_size)
 
     def __iter__(self):
+        return self.batches()
+
+    def batches(self, skip: int = 0):
+        """The batches in this pass's order, less the first `skip` (drawn, not built): a resumed
+        epoch draws the same order from the same generator state and skips the batches done."""
         n = len(self.features)
         order = torch.randperm(n, generator=self.generator).tolist() if self.generator is not None else range(n)
         order = list(order)
-        for i in range(0, n, self.batch_size):
+        for i in range(skip * self.batch_size, n, self.batch_size):
             yield self.collate([self.features[j] for j in order[i: i + self.batch_size]])
 
     def reshuffled(self, generator: torch.Generator, batch_size: int | None = None) -> "BatchLoader":

@@ -1,9 +1,11 @@
 """The one training loop every method shares: the method's optimizer and schedule, clipping,
-method hooks, dev evaluation each epoch, optional per-epoch checkpoints for preempted jobs."""
+method hooks, dev evaluation each epoch; checkpoints at epoch ends (optional) and at any step
+boundary where a preempted run is asked to stop, resumed bit for bit."""
 from __future__ import annotations
 
 import contextlib
 import os
+import random
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -72,9 +74,18 @@ def evaluate(model, loader, task, device, autocast, progress=False) -> tuple[dic
     return scores, metrics_lib.degenerate_reason(preds, task.regression, scores)
 
 
+class Interrupted(Exception):
+    """Training stopped at a step boundary because `stop()` asked (a preemption signal, a lost
+    lease); the checkpoint, if any, holds everything needed to go on from there."""
+
+
 def train(model, method, train_loader, dev_loader, cfg, device, log=lambda d, step: None,
-          checkpoint_path: Path | None = None) -> dict:
-    """Fine-tune `model` with `method`; returns status, metrics per epoch, steps and time."""
+          checkpoint_path: Path | None = None, stop=lambda: None) -> dict:
+    """Fine-tune `model` with `method`; returns status, metrics per epoch, steps and time.
+
+    `checkpoint_path`: resume from the checkpoint there if one exists, save one there at each
+    epoch end when trainer.checkpoint, and whenever `stop()` returns a reason (checked after every
+    step and every epoch): then raise Interrupted."""
     tr, progress = cfg.trainer, cfg.impl.progress_bar
     autocast, scaler = autocast_for(cfg.impl.precision, device)
 
@@ -86,14 +97,40 @@ def train(model, method, train_loader, dev_loader, cfg, device, log=lambda d, st
     seeding.seed_global(cfg.seed, "dropout")
     state = {"epoch": 0, "step": 0, "history": [], "status": "ok", "reason": None, "seconds": 0.0}
     if checkpoint_path is not None and checkpoint_path.is_file():
-        state = _load_checkpoint(checkpoint_path, model, optimizer, scheduler, method, train_loader)
-        print(f"resumed from {checkpoint_path} after epoch {state['epoch']}")
+        state = _load_checkpoint(checkpoint_path, model, optimizer, scheduler, scaler, method, train_loader)
+        where = f"{state['partial']['batches']} batches into epoch {state['epoch'] + 1}" if state.get("partial") \
+            else f"after epoch {state['epoch']}"
+        print(f"resumed from {checkpoint_path} at step {state['step']}, {where}")
     clock = time.perf_counter() - state["seconds"]
 
+    def save(partial: dict | None) -> None:
+        state["seconds"] = time.perf_counter() - clock
+        _save_checkpoint(checkpoint_path, {**state, "partial": partial}, model, optimizer, scheduler, scaler,
+                         method, train_loader)
+
+    def check_stop(partial: dict | None) -> None:
+        reason = stop()
+        if reason is None:
+            return
+        where = "no progress to keep"
+        if checkpoint_path is not None and state["step"] > 0:
+            save(partial)
+            where = f"checkpoint {checkpoint_path} at step {state['step']}"
+        raise Interrupted(f"{reason}: stopped at step {state['step']} ({where})")
+
+    check_stop(state.get("partial"))
     for epoch in range(state["epoch"], tr.epochs):
         model.train()
-        losses, extras = [], defaultdict(list)
-        bar = tqdm(train_loader, desc=f"train {epoch + 1}/{tr.epochs}", disable=not progress, leave=False)
+        # Where this epoch stands: batches done, their losses, and the data stream's state before
+        # the epoch's order was drawn (a resumed epoch draws the same order and skips the done ones).
+        generator = train_loader.generator
+        part = state.pop("partial", None) or {"batches": 0, "losses": [], "extras": {},
+                                               "data": generator.get_state() if generator is not None else None}
+        if generator is not None:
+            generator.set_state(part["data"])
+        losses, extras = part["losses"], defaultdict(list, part["extras"])
+        bar = tqdm(train_loader.batches(skip=part["batches"]), desc=f"train {epoch + 1}/{tr.epochs}",
+                   total=len(train_loader), initial=part["batches"], disable=not progress, leave=False)
         for batch in bar:
             batch = {k: v.to(device) for k, v in batch.items()}
             loss, terms = train_step(model, method, batch, optimizer, scheduler, scaler, autocast, tr.max_grad_norm)
@@ -101,12 +138,14 @@ def train(model, method, train_loader, dev_loader, cfg, device, log=lambda d, st
                 state.update(status="diverged", reason=f"non-finite loss {loss.item()} at step {state['step'] + 1}")
                 break
             state["step"] += 1
+            part["batches"] += 1
             losses.append(loss.item())
             for name, value in terms.items():
                 extras[name].append(float(value))
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
             if state["step"] % 50 == 0:
                 log({"train/loss": losses[-1], "train/lr": scheduler.get_last_lr()[0]}, state["step"])
+            check_stop({**part, "extras": dict(extras)})
         scores, degenerate = evaluate(model, dev_loader, cfg.task, device, autocast, progress)
         entry = {"epoch": epoch + 1, "step": state["step"], "metrics": scores,
                  "train_loss": float(np.mean(losses)) if losses else None, "degenerate": degenerate}
@@ -117,37 +156,55 @@ def train(model, method, train_loader, dev_loader, cfg, device, log=lambda d, st
         state["epoch"] = epoch + 1
         if state["status"] != "ok":
             break
-        if checkpoint_path is not None and epoch + 1 < tr.epochs:
-            state["seconds"] = time.perf_counter() - clock
-            _save_checkpoint(checkpoint_path, state, model, optimizer, scheduler, method, train_loader)
+        if epoch + 1 < tr.epochs:
+            if checkpoint_path is not None and tr.checkpoint:
+                save(None)
+            check_stop(None)
+    state.pop("partial", None)
     state["seconds"] = time.perf_counter() - clock
     state["prepare_seconds"] = prepare_seconds
     return state
 
 
 def _rng_state(train_loader) -> dict:
-    return {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-            "numpy": np.random.get_state(), "data": train_loader.generator.get_state()}
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    return {"torch": torch.get_rng_state(), "cuda": cuda, "numpy": np.random.get_state(), "python": random.getstate(),
+            "data": train_loader.generator.get_state() if train_loader.generator is not None else None}
 
 
-def _save_checkpoint(path: Path, state, model, optimizer, scheduler, method, train_loader) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _save_checkpoint(path: Path, state, model, optimizer, scheduler, scaler, method, train_loader) -> None:
+    """Everything a resumed run needs to continue bit for bit, written atomically. A file system
+    that refuses it (full, quota) is a StorageError: no record, the run can be relaunched."""
+    from .storage import StorageError, explain
+
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save({"state": state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "method": method.state_dict(), "rng": _rng_state(train_loader)}, tmp)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"state": state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "method": method.state_dict(),
+                    "rng": _rng_state(train_loader)}, tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise StorageError(f"could not save the checkpoint {path}: {e.strerror or e}; {explain(e)}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
-def _load_checkpoint(path: Path, model, optimizer, scheduler, method, train_loader) -> dict:
+def _load_checkpoint(path: Path, model, optimizer, scheduler, scaler, method, train_loader) -> dict:
     ckpt = torch.load(path, weights_only=False)
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     scheduler.load_state_dict(ckpt["scheduler"])
+    if ckpt.get("scaler"):
+        scaler.load_state_dict(ckpt["scaler"])
     method.load_state_dict(ckpt["method"])
     rng = ckpt["rng"]
     torch.set_rng_state(rng["torch"])
     if rng["cuda"] is not None:
         torch.cuda.set_rng_state_all(rng["cuda"])
     np.random.set_state(rng["numpy"])
-    train_loader.generator.set_state(rng["data"])
+    if "python" in rng:
+        random.setstate(rng["python"])
+    if rng["data"] is not None:
+        train_loader.generator.set_state(rng["data"])
     return ckpt["state"]

@@ -175,7 +175,7 @@ def read_local_split(task, folder: Path, split: str) -> Split:
     tab-separated (header checked against local.columns when local.header)."""
     path = folder / task.local.files[split]
     if not path.is_file():
-        raise InputError(f"task {task.name}: missing data file {path}. {_hint(task, split)}")
+        raise InputError(missing_file_message(task, path, split))
     read = _read_jsonl if path.suffix == ".jsonl" else _read_tsv
     texts, labels, dropped = read(task, path, _label_reader(task, task.local.label_codes, task.local.drop_labels))
     return Split(texts, labels, str(path), dropped)
@@ -226,19 +226,33 @@ def _local_folder(task, glue_dir: str | None, split: str) -> tuple[Path | None, 
     return None, candidates
 
 
-def read_split(task, split: str, glue_dir: str | None) -> Split:
-    """Split `split` of `task`: its local file when the task's folder is found, else the hub."""
+def locate(task, split: str, glue_dir: str | None) -> tuple[Path | None, list[Path]]:
+    """Where split `split` of `task` would be read from, without reading it: (its local file,
+    which may be missing; or None for the hub) and where the task's folder was looked for.
+    Raises InputError when neither a local folder nor a hub split can serve it."""
     if split not in declared_splits(task):
         raise InputError(f"task {task.name} has no split {split!r}; it declares {declared_splits(task)} "
                          f"(local.files, hub.splits in conf/task/{task.name}.yaml)")
-    if task.resplit is not None and split in ("train", "dev"):   # a caller's slip, not a user's
-        raise ValueError(f"task {task.name} cuts train and dev from {task.resplit.source}: read them with data.load_task")
     looked_in: list[Path] = []
     if split in task.local.files:
         folder, looked_in = _local_folder(task, glue_dir, split)
         if folder is not None:
-            return read_local_split(task, folder, split)
+            return folder / task.local.files[split], looked_in
         if split not in task.hub.splits:
             raise InputError(f"task {task.name}: no folder {task.local.folder}/ in {', '.join(map(str, looked_in))}, "
                              f"and no hub split for {split!r} is declared. {_hint(task, split)}")
+    return None, looked_in
+
+
+def read_split(task, split: str, glue_dir: str | None) -> Split:
+    """Split `split` of `task`: its local file when the task's folder is found, else the hub."""
+    if task.resplit is not None and split in ("train", "dev"):   # a caller's slip, not a user's
+        raise ValueError(f"task {task.name} cuts train and dev from {task.resplit.source}: read them with data.load_task")
+    path, looked_in = locate(task, split, glue_dir)
+    if path is not None:
+        return read_local_split(task, path.parent, split)
     return read_hub_split(task, split, looked_in)
+
+
+def missing_file_message(task, path: Path, split: str) -> str:
+    return f"task {task.name}: missing data file {path}. {_hint(task, split)}"

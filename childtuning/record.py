@@ -10,7 +10,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from . import REPO_ROOT, SCHEMA_VERSION, __version__
+from . import REPO_ROOT, __version__
 
 REQUIRED = ("schema_version", "run_id", "experiment", "model", "task", "method", "seed", "status",
             "metrics", "main_metric", "history", "train_seconds", "config")
@@ -64,24 +64,30 @@ def runs_dir(results: str, experiment: str) -> Path:
 
 
 def read_complete(path: Path) -> dict | None:
-    """The record at `path` if it exists and is complete, else None."""
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if not all(k in record for k in REQUIRED) or record.get("schema_version") != SCHEMA_VERSION:
-        return None
-    return record
+    """The record at `path` if it exists and can be counted (childtuning/integrity.py), else None."""
+    from .integrity import read
+
+    return read(path)[0]
 
 
-def write_atomic(path: Path, record: dict) -> None:
+def write_atomic(path: Path, record: dict) -> dict:
+    """Write `record` with its checksum (integrity.sign) to a temporary file, flush it to disk and
+    rename it over `path`: readers see the old file or the whole new one, never a part. Returns
+    the record as written. On failure (e.g. a full disk) the old file is left as it was."""
+    from .integrity import sign
+
+    record = sign(record)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        tmp.write_text(json.dumps(record, indent=1, sort_keys=False, allow_nan=True) + "\n")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(json.dumps(record, indent=1, sort_keys=False, allow_nan=True) + "\n")
+            f.flush()
+            os.fsync(f.fileno())     # the data is on disk before the rename makes it the record
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)      # after a failed write: no stray temporary file
+    return record
 
 
 def versions() -> dict:

@@ -5,10 +5,15 @@
 
 A run is a pipeline of named steps, each usable on its own (the benchmarks call them):
 validate -> load_data -> tokenize_splits -> build_loaders -> init_model -> build_method ->
-loop.train -> build_record -> write.
+loop.train -> build_record -> write. Around it (issue 17): a complete record is skipped; the
+results folder is probed (storage.py) and the model looked up offline (preflight.py) before any
+work; the run claims its id (lease.py) so concurrent sweeps run it once; while it works,
+preemption signals (signals.py) stop it at a step boundary with a checkpoint; a corrupt record is
+set aside and rerun (integrity.py).
 """
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import sys
@@ -20,11 +25,12 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from . import SCHEMA_VERSION, data, methods, packing, saved_models, seeding, targets
+from . import (SCHEMA_VERSION, data, integrity, lease, methods, packing, preflight, saved_models, seeding, signals,
+               storage, targets)
 from .config import validate
 from .errors import InputError
 from .logger import Logger
-from .loop import autocast_for, predict, train
+from .loop import Interrupted, autocast_for, predict, train
 from .models import build_model, build_tokenizer
 from .record import read_complete, run_id, runs_dir, uses_packing, versions, write_atomic
 
@@ -148,14 +154,15 @@ def reuse_record(cfg, rid: str, record_path: Path) -> dict | None:
         artifacts = other.parent.parent / "artifacts" / rid
         if artifacts.is_dir():
             shutil.copytree(artifacts, record_path.parent.parent / "artifacts" / rid, dirs_exist_ok=True)
-        write_atomic(record_path, record)
+        record = write_atomic(record_path, record)
         print(f"reuse {rid}: identical run recorded by experiment {source} ({other}); reuse=false reruns it")
         return record
     return None
 
 
-def run(cfg: DictConfig) -> dict:
-    """Run (or skip) one configured run; returns its record."""
+def run(cfg: DictConfig) -> dict | None:
+    """Run (or skip) one configured run; returns its record, or None when another live process
+    holds the run (its lease) and is running it now."""
     cfg = validate(cfg)
     rid = run_id(cfg)
     out = runs_dir(cfg.paths.results, cfg.experiment)
@@ -164,10 +171,44 @@ def run(cfg: DictConfig) -> dict:
     if existing is not None and not cfg.force:
         print(f"skip {rid}: complete record at {record_path} (force=true reruns it)")
         return existing
+    storage.probe(out)                            # a full or read-only results folder fails here, before any work
+    preflight.check_model(cfg)                    # a hub model missing from the cache, before the data is read
+    claim = lease.Lease(out.parent / "leases", rid, cfg.lease.timeout_s, cfg.lease.heartbeat_s) \
+        if cfg.lease.enabled else None
+    owner = claim.acquire() if claim else None
+    if owner is not None:
+        print(f"skip {rid}: leased by {owner.describe()}: another sweep is running it (a lease not renewed for "
+              f"lease.timeout_s={cfg.lease.timeout_s:g} s is taken over)")
+        return None
+    try:
+        with signals.Preemption() as preemption:
+            return run_claimed(cfg, rid, record_path, claim, preemption)
+    finally:
+        if claim:
+            claim.release()
+
+
+def run_claimed(cfg, rid: str, record_path: Path, claim: lease.Lease | None, preemption: signals.Preemption) -> dict | None:
+    """The run, once this process holds its lease: the record is looked at again (another process
+    may have finished it meanwhile; a corrupt one is set aside), then the pipeline."""
+    out = record_path.parent
+    existing, corrupt = integrity.read(record_path)
+    if existing is not None and not cfg.force:
+        print(f"skip {rid}: complete record at {record_path} (force=true reruns it)")
+        return existing
+    if corrupt:
+        moved = integrity.set_aside(record_path, corrupt)
+        print(f"corrupt record {record_path} ({corrupt}): moved to {moved}; running {rid} again")
+    # Resumed from when present; written at epoch ends with trainer.checkpoint, and on a preemption signal.
+    checkpoint = Path(cfg.paths.results) / cfg.experiment / "checkpoints" / f"{rid}.pt"
+    for folder, name in ((out, record_path.name), (checkpoint.parent, checkpoint.name)):
+        for tmp in folder.glob(f".{name}.tmp*"):     # a killed writer's half file (we hold the lease: no one else writes)
+            tmp.unlink(missing_ok=True)
     if cfg.reuse and not cfg.force:
         reused = reuse_record(cfg, rid, record_path)
         if reused is not None:
             return reused
+    print(f"start {rid} on {socket.gethostname()} pid {os.getpid()}", flush=True)
     splits = load_data(cfg)                       # bad data fails here, before the model loads
     target_list = targets.load(cfg)
     if cfg.impl.num_threads:
@@ -180,43 +221,72 @@ def run(cfg: DictConfig) -> dict:
     model = init_model(cfg, tokenizer, device)
     method = build_method(cfg)
     log = Logger(cfg.logger, rid, OmegaConf.to_container(cfg, resolve=True))
-    checkpoint = Path(cfg.paths.results) / cfg.experiment / "checkpoints" / f"{rid}.pt" if cfg.trainer.checkpoint else None
+
+    def stop() -> str | None:
+        return preemption.requested() or (claim.lost() if claim else None)
 
     state, error, target_results = None, None, None
     try:
-        state = train(model, method, train_loader, dev_loader, cfg, device, log, checkpoint)
+        state = train(model, method, train_loader, dev_loader, cfg, device, log, checkpoint, stop)
         if target_list and state["status"] == "ok":   # the final model, in eval mode, on each target
             autocast, _ = autocast_for(cfg.impl.precision, device)
             target_results, state["target_seconds"] = targets.evaluate(model, target_list, extra_loaders, device,
                                                                        autocast, predict)
+    except Interrupted as e:     # stopped at a step boundary: preempted (requeue), or the lease was taken over
+        log.finish({"status": "interrupted"})
+        if preemption.requested():
+            raise preemption.preempted(f"{rid}: {e}") from None
+        print(f"{rid}: {e}; no record written (another process holds this run now)")
+        return None
     except InputError:           # bad input found only now (e.g. a method's refusal in prepare): no record
         raise
     except Exception as e:  # noqa: BLE001 - recorded as a failed run, never dropped
         traceback.print_exc()
         error, state = f"{type(e).__name__}: {e}", None
+    if claim and claim.lost():
+        print(f"{rid}: {claim.lost()}; no record written (the new owner writes it)")
+        return None
     artifacts = method.save_artifacts(out.parent / "artifacts" / rid) if state else {}
     if state and cfg.trainer.save_model:          # the final model, for probes (childtuning/probe)
         artifacts["model"] = saved_models.save(model, tokenizer, out.parent / "artifacts" / rid)
     record = build_record(cfg, rid, splits, device, started, state, error, method, artifacts, target_results)
-    write_atomic(record_path, record)
-    if checkpoint is not None and checkpoint.exists():
+    try:
+        record = write_atomic(record_path, record)
+    except OSError as e:                          # full disk, quota: the old file stays, the record is printed
+        raise storage.unwritten(record, record_path, e) from None
+    if checkpoint.exists():
         checkpoint.unlink()
     log.finish({"status": record["status"], **record["metrics"]})
     value = record["main_metric"]["value"]
     print(f"{rid}: {record['status']}{' (' + record['reason'] + ')' if record['reason'] else ''} | "
           f"{cfg.task.main_metric} {value if value is None else round(value, 2)} | {record['steps']} steps in "
-          f"{record['train_seconds'] or 0:.0f}s | {record_path}")
+          f"{record['train_seconds'] or 0:.0f}s | {record_path}", flush=True)
+    if preemption.requested():   # the signal came after the last step: the record is safe, now exit as asked
+        raise preemption.preempted(f"{rid}: finished and recorded before the signal could stop it")
     return record
+
+
+def in_sweep() -> bool:
+    """Whether this process runs a job of a Hydra multirun (-m)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     try:
         record = run(cfg)
+    except signals.Preempted as e:
+        print(f"preempted: {e}", file=sys.stderr, flush=True)
+        e.exit()                 # submitit's requeue, or exit 128 + signal number
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
+        if in_sweep():           # a job of a sweep: Hydra marks it failed and the sweep goes on
+            raise
         sys.exit(2)
-    return record["main_metric"]["value"]
+    return record["main_metric"]["value"] if record else None
 
 
 if __name__ == "__main__":

@@ -206,7 +206,8 @@ def test_unreadable_and_temporary_files_are_skipped(results, spec, capsys):
     err = capsys.readouterr().err
     assert "truncated.json" in err and "incomplete.json: incomplete record" in err
     assert "tmp123" not in err and ".hidden" not in err
-    assert "skipped unreadable file truncated.json" in (results / "unit" / "table.md").read_text()
+    assert "corrupt record, not counted (a relaunch sets it aside and reruns the run): truncated.json: not valid JSON" \
+        in (results / "unit" / "table.md").read_text()
 
 
 def test_rerun_gives_byte_identical_outputs(results, spec):
@@ -375,5 +376,5 @@ def test_an_experiment_without_a_file_and_without_records_is_unknown(tmp_path):
     (tmp_path / "mine" / "runs").mkdir(parents=True)
     (tmp_path / "mine" / "runs" / "broken.json").write_text("{")
     with pytest.raises(InputError, match=r"unknown experiment 'mine': there is no .*experiments/mine.yaml and no "
-                                         r"run record in .*mine/runs \(1 unreadable file\(s\) skipped\)"):
+                                         r"run record in .*mine/runs \(1 corrupt file\(s\) not counted\)"):
         aggregate("mine", tmp_path)

@@ -11,6 +11,7 @@ import childtuning.train as train_mod
 from childtuning import SCHEMA_VERSION
 from childtuning.config import validate
 from childtuning.data import Split
+from childtuning.integrity import sign
 from childtuning.record import REQUIRED, read_complete, run_id, write_atomic
 from conftest import compose_cfg
 
@@ -74,7 +75,7 @@ def test_interrupted_rewrite_leaves_the_previous_record(tmp_path, monkeypatch):
     kill_writes_under(tmp_path, monkeypatch)
     with pytest.raises(Interrupted):
         write_atomic(path, record(2.0))
-    assert read_complete(path) == record(1.0) and json_files(path.parent) == ["r.json"]
+    assert read_complete(path) == sign(record(1.0)) and json_files(path.parent) == ["r.json"]
 
 
 def test_record_that_fails_to_serialize_leaves_the_previous_record(tmp_path):
@@ -82,7 +83,7 @@ def test_record_that_fails_to_serialize_leaves_the_previous_record(tmp_path):
     write_atomic(path, record(1.0))
     with pytest.raises(TypeError):
         write_atomic(path, record(2.0) | {"zz_last": object()})   # fails after most of the text
-    assert read_complete(path) == record(1.0) and json_files(path.parent) == ["r.json"]
+    assert read_complete(path) == sign(record(1.0)) and json_files(path.parent) == ["r.json"]
 
 
 def test_partial_or_foreign_files_are_not_complete_records(tmp_path):
@@ -113,7 +114,7 @@ def test_runner_reruns_over_a_partial_record_and_skips_a_complete_one(tmp_path, 
     def started(_cfg):
         raise Started
     monkeypatch.setattr(train_mod, "load_data", started)          # the first step of a real run
-    complete = record(1.0)
+    complete = record(1.0) | {"run_id": path.stem}          # a record of another run id is foreign, not complete
     text = json.dumps(complete)
     path.write_text(text[: len(text) // 2])
     with pytest.raises(Started):

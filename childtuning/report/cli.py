@@ -31,9 +31,9 @@ def summarize(experiment: str, results: str | Path, experiment_file: str | Path 
     spec = load_spec(experiment, path) if path is not None else None
     records, skipped = load_records(experiment, results, *((spec.metric, spec.read) if spec else ()))
     for msg in skipped:
-        print(f"warning: skipped unreadable record {msg}", file=sys.stderr)
+        print(f"warning: corrupt record, not counted: {msg}", file=sys.stderr)
     where = runs_dir(results, experiment)
-    extra = f" ({len(skipped)} unreadable file(s) skipped)" if skipped else ""
+    extra = f" ({len(skipped)} corrupt file(s) not counted)" if skipped else ""
     if spec is None:
         if records.empty:
             raise unknown_experiment(experiment, f" and no run record in {where}{extra}")
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"{args.experiment}: {len(s.records)} record(s), {len(s.skipped)} skipped, "
+    print(f"{args.experiment}: {len(s.records)} record(s), {len(s.skipped)} corrupt, "
           f"{len(s.missing)} of {s.n_expected} expected run(s) missing, {len(s.outside)} outside the grid; "
           f"wrote {out}/{', '.join(files)}, plots/\n")
     print(files["table.md"], end="")

@@ -115,7 +115,8 @@ def notes_lines(s: Summary) -> list[str]:
     notes += [f"more than one record for a seed (all aggregated): {d}" for d in s.duplicates]
     if s.spec.baseline is not None and s.spec.baseline not in set(s.records[s.spec.baseline_axis]):
         notes.append(f"the baseline {s.spec.baseline_axis} {s.spec.baseline!r} has no records: no differences can be computed")
-    notes += [f"skipped unreadable file {msg}" for msg in s.skipped]
+    # a relaunch moves each to runs/corrupt/ and reruns its run (childtuning/integrity.py)
+    notes += [f"corrupt record, not counted (a relaunch sets it aside and reruns the run): {msg}" for msg in s.skipped]
     return ["", "## Notes", ""] + [f"- {n}" for n in notes] if notes else []
 
 

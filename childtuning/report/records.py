@@ -1,15 +1,14 @@
-"""Run records into a DataFrame: one row per readable record, unreadable files named, not dropped silently."""
+"""Run records into a DataFrame: one row per sound record; corrupt files named with the reason, never counted."""
 from __future__ import annotations
 
-import json
 import math
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
-from .. import SCHEMA_VERSION
-from ..record import REQUIRED, runs_dir
+from .. import integrity
+from ..record import runs_dir
 from .grid import axis_value
 from .text import UNKNOWN
 
@@ -55,14 +54,9 @@ def device_label(device) -> str:
 
 def parse(path: Path, metric: str, extra: list[str]) -> dict:
     """One record file as a flat row; raises ValueError saying why it cannot be used."""
-    record = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(record, dict):
-        raise ValueError("not a JSON object")
-    missing = [k for k in REQUIRED if k not in record]
-    if missing:
-        raise ValueError(f"incomplete record, missing {', '.join(missing)}")
-    if record["schema_version"] != SCHEMA_VERSION:
-        raise ValueError(f"schema_version {record['schema_version']} (this aggregator reads {SCHEMA_VERSION})")
+    record, reason = integrity.read(path)     # parse, required keys, schema, checksum, run id
+    if record is None:
+        raise ValueError(reason or "the file vanished while it was read")
     if not isinstance(record["seed"], int):
         raise ValueError(f"seed {record['seed']!r} is not an integer")
     main = record["main_metric"] if isinstance(record["main_metric"], dict) else {}
@@ -88,11 +82,13 @@ def parse(path: Path, metric: str, extra: list[str]) -> dict:
 
 def load_records(experiment: str, results: str | Path, metric: str = "main",
                  extra: list[str] = ()) -> tuple[pd.DataFrame, list[str]]:
-    """All readable records of `experiment` (one row each) and a message per file that was skipped.
+    """All sound records of `experiment` (one row each) and a message per corrupt file (never counted:
+    childtuning/integrity.py says what is checked).
     `extra`: config paths to add as columns (the spec's extra row axes).
 
     Only `*.json` files not starting with "." are read (the runner writes `.<name>.tmp<pid>`
-    first, then renames), sorted by name so the row order is the same on every call."""
+    first, then renames; leases live in <experiment>/leases/, moved-aside files in runs/corrupt/),
+    sorted by name so the row order is the same on every call."""
     rows, skipped = [], []
     folder = runs_dir(results, experiment)
     paths = sorted(p for p in folder.glob("*.json") if not p.name.startswith(".")) if folder.is_dir() else []

@@ -1,0 +1,323 @@
+"""A sweep checks every cell before any trains: each job's config composed and validated as the
+runner will, its model files in the local Hugging Face cache, its data files present, its results
+folder writable. One bad cell refuses the whole sweep, listing every bad cell and why; otherwise
+it prints what the sweep will do (cells to run, complete, leased by a live owner, corrupt).
+
+Registered as a Hydra callback in conf/config.yaml (hydra.callbacks.preflight), so it runs once,
+in the launching process, before the launcher starts any job (local, joblib or SLURM). Kept fast
+for large grids (table1: 480 cells): a config is composed once per distinct set of config-group
+choices (model, task, method...) and the plain value overrides (seed=3) are applied to a copy;
+validation runs once per config that differs in more than its seed; the model and data checks once
+per model and task; data files are checked for existence only (each run still reads and checks
+them in full). The runner's own checks stay as they were.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from .errors import InputError
+
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
+
+
+# ---------------------------------------------------------------- models
+def fetch_hint(repo: str) -> str:
+    return (f"Fetch it ahead of time on a machine with internet (compute nodes often have none), into the cache "
+            f"the runs read (HF_HOME / HF_HUB_CACHE on the shared file system): `hf download {repo}` "
+            f"(older huggingface_hub: `huggingface-cli download {repo}`), or "
+            f"python -c \"from huggingface_hub import snapshot_download; snapshot_download('{repo}')\". "
+            "Or let each run download it: preflight.allow_model_download=true (needs network on every node)")
+
+
+def model_problem(model_cfg, allow_download: bool = False) -> str | None:
+    """Why the model of `model_cfg` cannot be loaded offline, or None. Hub models must be in the
+    local Hugging Face cache (config and weights) unless downloads are allowed."""
+    from .models import minilm_path
+
+    if model_cfg.source == "minilm_pip" or (model_cfg.source == "tiny" and model_cfg.get("tokenizer") == "minilm"):
+        try:
+            minilm_path()
+        except InputError as e:
+            return f"model {model_cfg.name}: {e}"
+        return None
+    if model_cfg.source != "hub" or allow_download:
+        return None
+    name = str(model_cfg.pretrained)
+    local = Path(name).expanduser()
+    if local.is_dir():                       # a local folder, not a hub id
+        return None if (local / "config.json").is_file() else \
+            f"model {model_cfg.name}: folder {local} has no config.json (save the model there with save_pretrained)"
+    from huggingface_hub import constants, snapshot_download
+
+    cache = constants.HF_HUB_CACHE
+    try:
+        folder = Path(snapshot_download(name, local_files_only=True))
+    except Exception:  # noqa: BLE001 - any failure means: not usable offline
+        return f"model {model_cfg.name}: {name} is not in the local Hugging Face cache {cache}. {fetch_hint(name)}"
+    missing = [f for f in ("config.json",) if not (folder / f).is_file()]
+    if not any((folder / w).is_file() for w in WEIGHTS):
+        missing.append("weights (" + " or ".join(WEIGHTS[:2]) + ")")
+    if missing:
+        return (f"model {model_cfg.name}: the cached copy of {name} in {cache} lacks {', '.join(missing)} "
+                f"(a partial download). {fetch_hint(name)}")
+    return None
+
+
+def check_model(cfg) -> None:
+    """The runner's check (a validated run config): raise InputError before any data is read."""
+    problem = model_problem(cfg.model, cfg.preflight.allow_model_download)
+    if problem:
+        raise InputError(problem)
+
+
+# ---------------------------------------------------------------- data
+def data_problems(cfg) -> list[str]:
+    """Data files a validated run config reads that do not exist (its task's train and dev, or
+    the split they are cut from, and each target's split). Existence only: reading is the run's."""
+    from .config import load_task_config
+    from .readers import locate, missing_file_message
+
+    def source(task, split):          # train and dev of a resplit task are cut from another split
+        return task.resplit.source if task.resplit is not None and split in ("train", "dev") else split
+
+    wanted = [(cfg.task, source(cfg.task, s)) for s in ("train", "dev")]
+    wanted += [(task, source(task, e["split"])) for e in cfg.targets or [] for task in [load_task_config(e["task"])]]
+    problems = []
+    for task, split in wanted:
+        try:
+            path, _ = locate(task, split, cfg.paths.glue_dir)
+        except InputError as e:
+            problems.append(str(e))
+            continue
+        if path is not None and not path.is_file():
+            problems.append(missing_file_message(task, path, split))
+    return problems
+
+
+# ---------------------------------------------------------------- the grid
+def sweep_jobs(config: DictConfig) -> list[list[str]]:
+    """Each job's overrides, as Hydra's basic sweeper splits the sweep (hydra.sweeper.params, then
+    the command line's overrides, a later value of a key replacing an earlier one)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = OmegaConf.select(config, "hydra.sweeper.params")
+    params = OmegaConf.to_container(params, resolve=True) if params is not None else {}
+    args = [f"{k}={v}" for k, v in params.items()] + list(OmegaConf.select(config, "hydra.overrides.task") or [])
+    return BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(args), None)[0]
+
+
+class CellComposer:
+    """Compose job configs fast. A config is composed once per distinct choice of config groups
+    (and any override that is not a plain `key=value`); the plain value overrides are applied to a
+    copy, as Hydra applies command-line values after composing the files, once per distinct set
+    of them; the seed is returned apart (a sweep's seeds share one config: check_cells applies it)."""
+
+    def __init__(self, compose_with, groups: set[str]):
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        self.compose_with, self.groups = compose_with, set(groups)
+        self.parser = OverridesParser.create()
+        self.bases: dict[tuple, DictConfig] = {}
+        self.configs: dict[tuple, DictConfig] = {}
+
+    def __call__(self, overrides: list[str]) -> tuple[DictConfig, object]:
+        """(the job's config without its seed override, that seed or None)."""
+        base, values, seed = [], [], None
+        for text, o in zip(overrides, self.parser.parse_overrides(list(overrides))):
+            plain = not (o.is_add() or o.is_force_add() or o.is_delete()) and o.package is None
+            if plain and o.key_or_group == "seed":
+                seed = o.value()
+            elif plain and o.key_or_group not in self.groups and "/" not in o.key_or_group:
+                values.append((o.key_or_group, o.value()))
+            else:
+                base.append(text)
+        key = (tuple(base), tuple((k, json.dumps(v, sort_keys=True, default=str)) for k, v in values))
+        if key not in self.configs:
+            if key[0] not in self.bases:
+                self.bases[key[0]] = self.compose_with(base)
+            cfg = copy.deepcopy(self.bases[key[0]])
+            for k, v in values:
+                if OmegaConf.select(cfg, k, default=_ABSENT) is _ABSENT:   # let Hydra say what is wrong
+                    cfg = self.compose_with([o for o in overrides if not o.startswith("seed=")])
+                    break
+                OmegaConf.update(cfg, k, v, merge=True)
+            self.configs[key] = cfg
+        return self.configs[key], seed
+
+
+def with_seed(cfg: DictConfig, seed) -> DictConfig:
+    out = copy.deepcopy(cfg)
+    OmegaConf.update(out, "seed", seed, merge=True)
+    return out
+
+
+def seed_free(resolved: dict) -> dict:
+    return {k: v for k, v in resolved.items() if k != "seed"}
+
+
+_ABSENT = object()
+
+
+@dataclass
+class Report:
+    """What pre-flight found: bad cells by reason, and what the good ones will do."""
+    cells: int = 0
+    bad: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))   # reason -> cell labels
+    complete: int = 0
+    corrupt: int = 0
+    leased: int = 0
+    duplicates: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    run_ids: list[str | None] = field(default_factory=list)    # per job, in order (None: a bad cell)
+    seconds: float = 0.0
+
+    def bad_cells(self) -> int:
+        return len({c for cells in self.bad.values() for c in cells})
+
+    def summary(self) -> str:
+        to_run = self.cells - self.complete - self.leased - self.bad_cells() - len(self.duplicates)
+        return (f"pre-flight: {self.cells} cell(s) checked in {self.seconds:.1f} s: {to_run} to run, {self.complete} "
+                f"complete (skipped), {self.leased} leased by a live owner (skipped), {self.corrupt} corrupt record(s) "
+                "(to be set aside and rerun)")
+
+    def refusal(self) -> str:
+        lines = [f"the sweep is refused before any run starts: {self.bad_cells()} of {self.cells} cell(s) cannot run."]
+        for reason, cells in self.bad.items():
+            lines.append(f"* {reason}")
+            lines += [f"    - {c}" for c in cells]
+        lines.append("Fix these (or drop the cells from the sweep) and launch again; preflight.enabled=false "
+                     "skips this check.")
+        return "\n".join(lines)
+
+
+def label(overrides: list[str], varying: set[str]) -> str:
+    """A cell as the overrides that differ between cells (all of them if none differ)."""
+    shown = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") in varying]
+    return " ".join(shown or overrides)
+
+
+def check_cells(jobs: list[list[str]], composer) -> Report:
+    """Compose, validate and check each job's config. `composer(overrides)` -> (config, seed
+    override or None), e.g. a CellComposer."""
+    from . import integrity, lease, storage
+    from .config import validate
+    from .record import run_id, runs_dir
+
+    started = time.perf_counter()
+    report = Report(cells=len(jobs))
+    values = defaultdict(set)
+    for job in jobs:
+        for o in job:
+            k, _, v = o.partition("=")
+            values[k].add(v)
+    varying = {k for k, v in values.items() if len(v) > 1}
+    validated: dict[int, tuple] = {}       # id(config) -> (validated, resolved, error, seed-dependent)
+    checked: dict[tuple, list[str]] = {}   # (what, key) -> problems
+    ids: dict[str, str] = {}
+
+    def validated_of(cfg):
+        try:
+            good = validate(cfg)
+            return good, OmegaConf.to_container(good, resolve=True), None
+        except InputError as e:
+            return None, None, str(e)
+
+    for job in jobs:
+        cell = label(job, varying)
+        report.run_ids.append(None)
+        try:
+            cfg, seed = composer(job)
+        except Exception as e:  # noqa: BLE001 - Hydra's composition errors name the override
+            report.bad[f"cannot compose: {e}".split("\n")[0]].append(cell)
+            continue
+        if id(cfg) not in validated:
+            good, resolved, error = validated_of(cfg)
+            # Does any value follow the seed (e.g. an interpolation of ${seed})? Then each seed is composed in full.
+            dependent = error is None and seed_free(OmegaConf.to_container(cfg, resolve=True)) != \
+                seed_free(OmegaConf.to_container(with_seed(cfg, resolved["seed"] + 1), resolve=True))
+            validated[id(cfg)] = (good, resolved, error, dependent)
+        good, resolved, error, dependent = validated[id(cfg)]
+        seed = resolved["seed"] if seed is None and resolved else seed
+        if dependent and seed is not None:
+            good, resolved, error = validated_of(with_seed(cfg, seed))
+        if error is not None:
+            report.bad[error].append(cell)
+            continue
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            report.bad[f"seed={seed!r}: a seed is a non-negative integer"].append(cell)
+            continue
+        problems = []
+        m = good.model
+        what = ("model", m.source, str(m.pretrained), str(m.get("tokenizer")), good.preflight.allow_model_download)
+        if what not in checked:
+            checked[what] = [p for p in [model_problem(m, good.preflight.allow_model_download)] if p]
+        problems += checked[what]
+        what = ("data", json.dumps(resolved["task"], sort_keys=True), str(good.paths.glue_dir),
+                json.dumps(resolved["targets"], sort_keys=True))
+        if what not in checked:
+            checked[what] = data_problems(good)
+        problems += checked[what]
+        out = runs_dir(good.paths.results, good.experiment)
+        what = ("folder", str(out))
+        if what not in checked:
+            try:
+                storage.probe(out)
+                checked[what] = []
+            except InputError as e:
+                checked[what] = [str(e)]
+        problems += checked[what]
+        for p in problems:
+            report.bad[p].append(cell)
+        if problems:
+            continue
+        rid = report.run_ids[-1] = run_id({**resolved, "seed": seed})
+        if rid in ids:
+            report.duplicates.append(f"{cell} is the same run as {ids[rid]} ({rid}): it runs once")
+            continue
+        ids[rid] = cell
+        record, corrupt = integrity.read(out / f"{rid}.json")
+        if record is not None and not good.force:
+            report.complete += 1
+            continue
+        report.corrupt += bool(corrupt)
+        if good.lease.enabled and lease.live_owner(out.parent / "leases", rid, good.lease.timeout_s) is not None:
+            report.leased += 1
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+# ---------------------------------------------------------------- the Hydra callback
+class SweepPreflight(Callback):
+    """conf/config.yaml registers this: on `-m`, check every cell before the launcher starts."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        if not OmegaConf.select(config, "preflight.enabled", default=True):
+            print("pre-flight: skipped (preflight.enabled=false)", flush=True)
+            return
+        sweeper = OmegaConf.select(config, "hydra.sweeper._target_")
+        if sweeper != BASIC_SWEEPER:
+            print(f"pre-flight: the sweeper {sweeper} is not Hydra's basic sweeper; cells are not checked at launch")
+            return
+        from hydra import compose
+
+        config_name = kwargs.get("config_name") or "config"
+        groups = set(OmegaConf.select(config, "hydra.runtime.choices") or {})
+        composer = CellComposer(lambda overrides: compose(config_name, overrides=list(overrides)), groups)
+        report = check_cells(sweep_jobs(config), composer)
+        if report.bad:
+            print(f"error: {report.refusal()}", file=sys.stderr, flush=True)
+            sys.exit(2)
+        for line in report.duplicates + report.notes:
+            print(f"pre-flight: note: {line}")
+        print(report.summary(), flush=True)
