@@ -88,7 +88,8 @@ def build_model(model_cfg, num_labels: int, regression: bool, tokenizer):
                                       pad_token_id=tokenizer.pad_token_id, **kwargs, **model_cfg.config)
         return AutoModelForSequenceClassification.from_config(config)
     name = minilm_path() if model_cfg.source == "minilm_pip" else model_cfg.pretrained
-    model = AutoModelForSequenceClassification.from_pretrained(name, **kwargs)
+    # model.config overrides the pretrained config's values (e.g. +model.config.hidden_dropout_prob=0.0)
+    model = AutoModelForSequenceClassification.from_pretrained(name, **kwargs, **model_cfg.get("config", {}))
     if model.config.model_type != model_cfg.architecture:
         raise InputError(f"model {model_cfg.name}: {name} is a {model.config.model_type!r} model, but "
                          f"conf/model/{model_cfg.name}.yaml says architecture: {model_cfg.architecture}; fix the file")

@@ -255,6 +255,19 @@ def test_real_minilm_run_on_real_rte(tmp_path):
     assert rec["method_stats"]["eligible_tensors"] == 6 * 16      # MiniLM: 6 layers x 16 `layer` tensors
 
 
+def test_model_config_overrides_reach_a_pretrained_model():
+    # benchmarks/packing.py switches dropout off this way; it was once applied to tiny models only
+    from childtuning.models import build_model, build_tokenizer
+
+    cfg = cfg_for("model=minilm", "+model.config.hidden_dropout_prob=0.0",
+                  "+model.config.attention_probs_dropout_prob=0.0")
+    model = build_model(cfg.model, 2, False, build_tokenizer(cfg.model, [], None))
+    assert model.config.hidden_dropout_prob == 0.0 and model.config.attention_probs_dropout_prob == 0.0
+    assert model.bert.encoder.layer[0].output.dropout.p == 0.0
+    default = build_model(cfg_for("model=minilm").model, 2, False, build_tokenizer(cfg.model, [], None))
+    assert default.config.hidden_dropout_prob == 0.1
+
+
 def test_a_run_recorded_by_another_experiment_is_reused_not_rerun(tmp_path, synthetic_glue, monkeypatch, capsys):
     first = train_mod.run(tiny(tmp_path, synthetic_glue, "method=child_tuning_d", "experiment=first"))
 
