@@ -378,3 +378,17 @@ def test_an_experiment_without_a_file_and_without_records_is_unknown(tmp_path):
     with pytest.raises(InputError, match=r"unknown experiment 'mine': there is no .*experiments/mine.yaml and no "
                                          r"run record in .*mine/runs \(1 corrupt file\(s\) not counted\)"):
         aggregate("mine", tmp_path)
+
+
+def test_compute_lines_split_the_run_time():
+    import pandas as pd
+
+    from childtuning.report.markdown import split_lines
+
+    frame = pd.DataFrame({"seconds": [100.0, 200.0], "train_seconds": [80.0, 150.0],
+                          "prepare_seconds": [10.0, float("nan")], "target_seconds": [5.0, 20.0]})
+    (line,) = split_lines(frame)
+    assert "training (steps and dev evaluations) 76.7%" in line           # 230 of 300 s
+    assert "Fisher pass) 3.3%" in line and "target evaluation 8.3%" in line
+    assert "writing) 11.7%, median 18 s per run" in line                   # 5 s and 30 s left over: 17.5
+    assert split_lines(frame.assign(train_seconds=float("nan"))) == []     # records without the field

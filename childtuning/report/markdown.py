@@ -162,4 +162,21 @@ def compute_lines(records: pd.DataFrame) -> list[str]:
             f"record(s): {total:,.0f} s = {total / 3600:.2f} h.",
             f"First run started {first}, last finished {last} "
             "(the span includes any pause between sweeps; runs that ran side by side overlap in the sum).",
-            "Devices: " + "; ".join(f"{d} ({n} run{'s' if n != 1 else ''})" for d, n in devices) + "."]
+            "Devices: " + "; ".join(f"{d} ({n} run{'s' if n != 1 else ''})" for d, n in devices) + "."] + \
+        split_lines(timed)
+
+
+def split_lines(timed: pd.DataFrame) -> list[str]:
+    """Where the run time went: training, the method's preparation, target evaluation, the rest."""
+    timed = timed[np.isfinite(timed["train_seconds"])]
+    if timed.empty:
+        return []
+    parts = {"training (steps and dev evaluations)": timed["train_seconds"],
+             "preparation (e.g. Child-Tuning_D's Fisher pass)": timed["prepare_seconds"].fillna(0),
+             "target evaluation": timed["target_seconds"].fillna(0)}
+    other = timed["seconds"] - sum(parts.values())
+    total = timed["seconds"].sum()
+    shares = [f"{name} {100 * v.sum() / total:.1f}%" for name, v in parts.items() if v.sum() > 0]
+    return [f"Of the run time of the {len(timed)} record(s) with train_seconds: " + ", ".join(shares) +
+            f", everything else (imports, loading data and weights, tokenising, writing) {100 * other.sum() / total:.1f}%, "
+            f"median {other.median():.0f} s per run (the time stamps have whole seconds)."]

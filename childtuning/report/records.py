@@ -14,7 +14,7 @@ from .text import UNKNOWN
 
 RECORD_COLUMNS = ["run_id", "file", "model", "task", "method", "seed", "status", "reason", "metric", "value",
                   "history", "method_stats", "train_loss", "seconds", "device", "started_at", "finished_at",
-                  "targets", "target_seconds"]
+                  "targets", "target_seconds", "train_seconds", "prepare_seconds"]
 
 
 def score(value) -> float:
@@ -70,7 +70,8 @@ def parse(path: Path, metric: str, extra: list[str]) -> dict:
            "status": str(record["status"]), "reason": record.get("reason"), "metric": name or "",
            "value": score(value), "history": record.get("history") or [],
            "method_stats": record.get("method_stats") or {}, "device": device_label(record.get("device")),
-           "targets": record.get("targets") or {}, "target_seconds": score(record.get("target_seconds"))}
+           "targets": record.get("targets") or {}, "target_seconds": score(record.get("target_seconds")),
+           "train_seconds": score(record.get("train_seconds")), "prepare_seconds": score(record.get("prepare_seconds"))}
     started, finished = timestamp(record.get("started_at")), timestamp(record.get("finished_at"))
     row["started_at"], row["finished_at"] = record.get("started_at"), record.get("finished_at")
     last = row["history"][-1] if row["history"] and isinstance(row["history"][-1], dict) else {}
@@ -100,7 +101,8 @@ def load_records(experiment: str, results: str | Path, metric: str = "main",
     frame = pd.DataFrame(rows, columns=RECORD_COLUMNS + list(extra))
     frame["seed"] = frame["seed"].astype("int64")
     frame["value"] = frame["value"].astype("float64")
-    frame[["seconds", "train_loss", "target_seconds"]] = frame[["seconds", "train_loss", "target_seconds"]].astype("float64")
+    timing = ["seconds", "train_loss", "target_seconds", "train_seconds", "prepare_seconds"]
+    frame[timing] = frame[timing].astype("float64")
     order = ["model", "task", "method", *extra, "seed", "run_id"]
     frame = frame.sort_values(order, kind="stable").reset_index(drop=True)
     frame.attrs["runs_dir"] = str(folder)     # where the records are (a kind may read files beside them)
