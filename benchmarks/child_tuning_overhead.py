@@ -2,7 +2,8 @@
 
 Each method trains its own copy of the pip-shipped MiniLM on the same batches (real task
 text, batch 16, dynamic padding); methods take turns step by step, in a rotating order, so machine noise and cache effects
-hit all alike, and the median step time of each is compared. Also timed: the official-style F mask
+hit all alike, and the median step time of each is compared (also as the median of per-round ratios to
+vanilla, `paired_overhead`, which cancels slow drifts). Also timed: the official-style F mask
 (a torch.distributions.Bernoulli per tensor every step, as in AliceMind's
 ChildTuningOptimizer) inside the same step, and each mask alone on MiniLM's gradients.
 
@@ -108,6 +109,10 @@ def main():
               "overhead_f": round(med["child_tuning_f"] / med["vanilla"] - 1, 4),
               "overhead_d": round(med["child_tuning_d"] / med["vanilla"] - 1, 4),
               "overhead_official_f": round(med["official_f"] / med["vanilla"] - 1, 4),
+              # the same, as the median over rounds of each round's ratio to vanilla's step in that
+              # round: slow drifts of a shared machine cancel within a round
+              "paired_overhead": {k: round(statistics.median(t / v for t, v in zip(runners[k][4], runners["vanilla"][4])) - 1, 4)
+                                  for k in ("child_tuning_f", "child_tuning_d", "official_f")},
               "mask_alone_s": {k: round(v, 4) for k, v in alone.items()}}
     for k, v in med.items():
         print(f"{k:16s} median step {v * 1000:7.1f} ms  ({v / med['vanilla'] - 1:+.1%} vs vanilla)")
