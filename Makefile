@@ -76,7 +76,7 @@ reproduce-domain-transfer: $(SETUP)  ## paper Sec. 3.4 domain transfer: BERT-lar
 	$(SWEEP) exp=domain_transfer
 	$(PY) -m childtuning.aggregate domain_transfer --results $(RESULTS)
 
-reproduce-domain-transfer-cpu: $(SETUP)  ## domain transfer on MiniLM with offline substitutes (5k pairs of MNLI dev / SNLI test), 3 seeds (about 2 h on 2 cores)
+reproduce-domain-transfer-cpu: $(SETUP)  ## domain transfer on MiniLM with offline substitutes (5k pairs of MNLI dev / SNLI test), 3 seeds (about 3 h on 2 cores)
 	$(CPU_SWEEP) exp=domain_transfer_cpu
 	$(PY) -m childtuning.aggregate domain_transfer_cpu --results $(RESULTS)
 
