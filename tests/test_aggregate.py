@@ -392,3 +392,4 @@ def test_compute_lines_split_the_run_time():
     assert "Fisher pass) 3.3%" in line and "target evaluation 8.3%" in line
     assert "writing) 11.7%, median 18 s per run" in line                   # 5 s and 30 s left over: 17.5
     assert split_lines(frame.assign(train_seconds=float("nan"))) == []     # records without the field
+    assert split_lines(frame.assign(seconds=0.0, train_seconds=0.0)) == []   # nothing to split, no warning

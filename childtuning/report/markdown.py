@@ -169,7 +169,7 @@ def compute_lines(records: pd.DataFrame) -> list[str]:
 def split_lines(timed: pd.DataFrame) -> list[str]:
     """Where the run time went: training, the method's preparation, target evaluation, the rest."""
     timed = timed[np.isfinite(timed["train_seconds"])]
-    if timed.empty:
+    if timed.empty or timed["seconds"].sum() <= 0:     # no time to split (e.g. records of a fraction of a second)
         return []
     parts = {"training (steps and dev evaluations)": timed["train_seconds"],
              "preparation (e.g. Child-Tuning_D's Fisher pass)": timed["prepare_seconds"].fillna(0),
