@@ -75,9 +75,3 @@ def test_ablation_notebook_runs_on_small_records(tmp_path, monkeypatch):
     # EMP, ablation_cpu's paired differences, two keep-ratio curves, two overlap heat-maps
     assert len(images) >= 6
     assert (results / "overlap_cpu" / "plots" / "overlap.png").is_file()
-
-
-def test_ablation_notebook_is_saved_without_outputs():
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert code and all(not c.outputs and c.execution_count is None for c in code)
