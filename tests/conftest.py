@@ -116,3 +116,24 @@ def write_synthetic_glue(root: Path, tasks=("RTE",), n_train: int = 40, n_dev: i
 def synthetic_glue(tmp_path_factory) -> Path:
     """A fresh folder with synthetic RTE, MRPC, CoLA and STS-B (tests may modify it)."""
     return write_synthetic_glue(tmp_path_factory.mktemp("glue"), tasks=tuple(WRITERS))
+
+
+def run_notebook(name: str, monkeypatch, **env) -> tuple[str, list]:
+    """Execute notebooks/<name>.ipynb with CHILDTUNING_<KEY>=value for each keyword; return the text
+    of its outputs (markdown, plain, stream) and its PNG outputs. Raises on a cell error."""
+    import os
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    for key, value in env.items():
+        monkeypatch.setenv(f"CHILDTUNING_{key.upper()}", str(value))   # read by the parameter cell
+    # the kernel starts in notebooks/: without this it would import whichever childtuning is installed
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    path = REPO / "notebooks" / f"{name}.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    text = "".join(str(o.get("data", {}).get("text/markdown", "")) + str(o.get("data", {}).get("text/plain", ""))
+                   + str(o.get("text", "")) for o in outputs)
+    return text, [o for o in outputs if "image/png" in o.get("data", {})]

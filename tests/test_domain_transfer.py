@@ -6,7 +6,7 @@ import pytest
 import childtuning.train as train_mod
 from childtuning.errors import InputError
 from childtuning.report import aggregate
-from conftest import REPO, compose_cfg
+from conftest import compose_cfg, run_notebook
 
 MRPC_MAP = "{task: mrpc, split: dev, label_map: {entailment: '1', not_entailment: '0'}}"
 
@@ -138,21 +138,9 @@ def write_synthetic_transfer(results, experiment="dt_nb"):
 
 @pytest.mark.slow
 def test_notebook_runs_on_domain_transfer_records(tmp_path, monkeypatch):
-    import os
-
-    import nbformat
-    from nbclient import NotebookClient
     results, spec = tmp_path / "results", tmp_path / "dt_nb.yaml"
     spec.write_text(NB_EXPERIMENT)
     write_synthetic_transfer(results)
-    for key, value in (("EXPERIMENT", "dt_nb"), ("RESULTS", str(results)), ("EXPERIMENT_FILE", str(spec))):
-        monkeypatch.setenv(f"CHILDTUNING_{key}", value)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    nb = nbformat.read(REPO / "notebooks" / "domain_transfer.ipynb", as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(REPO / "notebooks")}}).execute()
-    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
-    text = "".join(str(o.get("data", {}).get("text/markdown", "")) + str(o.get("data", {}).get("text/plain", ""))
-                   for o in outputs)
+    text, images = run_notebook("domain_transfer", monkeypatch, experiment="dt_nb", results=results, experiment_file=spec)
     assert "domain transfer" in text and "sick:test" in text and "target_share" in text
-    assert len([o for o in outputs if "image/png" in o.get("data", {})]) >= 2
+    assert len(images) >= 2

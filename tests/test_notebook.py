@@ -5,11 +5,9 @@ import sys
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
-from conftest import REAL_GLUE, REPO, has_real_glue, write_synthetic_glue
+from conftest import REAL_GLUE, REPO, has_real_glue, run_notebook, write_synthetic_glue
 
-NOTEBOOK = REPO / "notebooks" / "inspect_results.ipynb"
 
 
 # every notebook: the committed file carries no outputs, and its first cell names its defaults
@@ -40,19 +38,7 @@ def test_notebook_runs_on_smoke_sweep_records(tmp_path, monkeypatch):
     assert sweep.returncode == 0, sweep.stdout + sweep.stderr
     assert len(list((results / "smoke" / "runs").glob("*.json"))) == 4
 
-    monkeypatch.setenv("CHILDTUNING_EXPERIMENT", "smoke")      # read by the notebook's parameter cell
-    monkeypatch.setenv("CHILDTUNING_RESULTS", str(results))
-    # The kernel starts in notebooks/, so without this it would import whichever childtuning is
-    # installed (e.g. another checkout's) instead of this checkout's.
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()   # raises on a cell error
-
-    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
-    text = "".join(str(o.get("data", {}).get("text/markdown", "")) + str(o.get("data", {}).get("text/plain", ""))
-                   for o in outputs)
+    text, images = run_notebook("inspect_results", monkeypatch, experiment="smoke", results=results)
     assert "# Experiment `smoke`" in text and "tiny_bert" in text and "child_tuning_d" in text
-    images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) >= 3            # the per-seed plot, the training curves, the kept fraction per layer
     assert (results / "smoke" / "table.csv").is_file() and (results / "smoke" / "plots" / "rte.png").is_file()

@@ -1,19 +1,15 @@
 """The child-network studies' notebook executes headless on small hand-made records of the real
 experiments (tuning protocol, ablations, keep-ratio sweep, overlap with saved masks)."""
 import json
-import os
 
-import nbformat
 import numpy as np
 import pytest
-from nbclient import NotebookClient
 
 from childtuning import SCHEMA_VERSION
-from conftest import REPO
+from conftest import run_notebook
 from test_aggregate import write
 from test_report_ablations import mask_record
 
-NOTEBOOK = REPO / "notebooks" / "inspect_ablations.ipynb"
 METRIC = {"cola": "matthews_corrcoef", "rte": "accuracy", "mrpc": "f1", "stsb": "pearson"}
 
 
@@ -60,18 +56,10 @@ def build(results):
 def test_ablation_notebook_runs_on_small_records(tmp_path, monkeypatch):
     results = tmp_path / "results"
     build(results)
-    monkeypatch.setenv("CHILDTUNING_RESULTS", str(results))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
-    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
-    text = "".join(str(o.get("data", {}).get("text/markdown", "")) + str(o.get("data", {}).get("text/plain", ""))
-                   + str(o.get("text", "")) for o in outputs)
+    text, images = run_notebook("inspect_ablations", monkeypatch, results=results)
     assert "rule best_mean_over_tasks" in text and "## Tuning protocol" in text and "p_welch_holm" in text
     assert "ablation_prune_cpu: nothing to show" in text                 # no records: said, not an error
     assert "same task, other seed" in text
-    images = [o for o in outputs if "image/png" in o.get("data", {})]
     # EMP, ablation_cpu's paired differences, two keep-ratio curves, two overlap heat-maps
     assert len(images) >= 6
     assert (results / "overlap_cpu" / "plots" / "overlap.png").is_file()
