@@ -142,6 +142,7 @@ class ImplConfig:
     progress_bar: bool = MISSING
     eval_batch_size: int = MISSING
     packing: bool = MISSING
+    packed_layout: str = MISSING    # varlen | rows (childtuning/packing.py)
     pad_to_multiple_of: int = MISSING
     fisher_cache: bool = MISSING     # reuse identical Fisher passes (childtuning/fisher_cache.py)
 
@@ -311,7 +312,7 @@ def load_task_config(name: str, config_dir=None) -> DictConfig:
 
 def validate(cfg: DictConfig) -> DictConfig:
     """Return the config merged onto its typed schema; raise InputError naming the fix."""
-    from . import loop, optim   # the owners of the allowed values (imported late: they import torch)
+    from . import loop, optim, packing   # the owners of the allowed values (imported late: they import torch)
 
     try:
         raw = OmegaConf.to_container(cfg, resolve=True)
@@ -339,6 +340,8 @@ def validate(cfg: DictConfig) -> DictConfig:
     check(tr.optimizer in optim.OPTIMIZERS, f"trainer.optimizer={tr.optimizer!r}; use one of {sorted(optim.OPTIMIZERS)}")
     check(tr.optimizer_impl in optim.KERNELS, f"trainer.optimizer_impl={tr.optimizer_impl!r}; use one of {list(optim.KERNELS)}")
     check(impl.precision in loop.PRECISIONS, f"impl.precision={impl.precision!r}; use one of {list(loop.PRECISIONS)}")
+    check(impl.packed_layout in packing.LAYOUTS,
+          f"impl.packed_layout={impl.packed_layout!r}; use one of {list(packing.LAYOUTS)}")
     check(impl.pad_to_multiple_of >= 1, f"impl.pad_to_multiple_of={impl.pad_to_multiple_of}: use 1 (no rounding) or more, e.g. 8 on a GPU")
     check(impl.device in ("auto", "cpu", "cuda") or impl.device.startswith("cuda:"),
           f"impl.device={impl.device!r}; use auto, cpu or cuda")

@@ -64,7 +64,7 @@ def collator(cfg, tokenizer, regression: bool):
     example (or to max_length with trainer.pad_to_max_length)."""
     multiple = cfg.impl.pad_to_multiple_of
     if uses_packing(OmegaConf.to_container(cfg, resolve=True)):
-        return packing.PackedCollator(tokenizer, regression, cfg.trainer.max_length, multiple)
+        return packing.PackedCollator(tokenizer, regression, cfg.trainer.max_length, multiple, cfg.impl.packed_layout)
     return data.Collator(tokenizer, regression, cfg.trainer.max_length if cfg.trainer.pad_to_max_length else None, multiple)
 
 

@@ -205,6 +205,9 @@ def test_cache_key_changes_with_every_input(tmp_path, synthetic_glue):
     assert key(loader=short) != base
     padded = train_mod.data.BatchLoader(loader.features, 8, train_mod.data.Collator(tokenizer, False))
     assert key(loader=padded) != base                                     # another batch layout
+    assert train_mod.packing.is_varlen(next(iter(loader)))               # the default packed layout ...
+    rows = train_mod.data.BatchLoader(loader.features, 8, train_mod.packing.PackedCollator(tokenizer, False, 128))
+    assert key(loader=rows) != base                                       # ... and the other one
     other = build_model(cfg.model, 2, False, tokenizer)                   # another head initialisation
     assert key(model=other) != base
     with torch.no_grad():

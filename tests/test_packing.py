@@ -1,4 +1,5 @@
 """Packed batches are exact: same logits, loss and gradients as padded batches; no cross-example attention."""
+import itertools
 from pathlib import Path
 
 import pytest
@@ -60,9 +61,12 @@ def features(arch, lengths=LENGTHS, num_labels=3, seed=0):
     return out
 
 
-def both_layouts(arch, feats, regression=False):
+LAYOUTS = list(packing.LAYOUTS)        # rows and varlen: every exactness test runs on both
+
+
+def both_layouts(arch, feats, regression=False, layout="rows"):
     tok = Tokenizer(PAD[arch])
-    return packing.PackedCollator(tok, regression, ROW)(feats), Collator(tok, regression)(feats)
+    return packing.PackedCollator(tok, regression, ROW, layout=layout)(feats), Collator(tok, regression)(feats)
 
 
 def run(model, batch, inputs_embeds=None):
@@ -121,9 +125,46 @@ def test_rows_hold_long_examples_and_are_no_wider_than_needed(lengths, rows, wid
     assert packed["input_ids"].shape == (rows, width)
 
 
-def test_too_long_example_is_an_input_error():
+def test_varlen_lays_the_batch_in_one_row_in_batch_order():
+    feats = features("bert")
+    flat, _ = both_layouts("bert", feats, layout="varlen")
+    assert flat["input_ids"].shape == (1, sum(LENGTHS))                  # no row tails at all
+    assert flat["cu_seq_lens"].tolist() == [0, *itertools.accumulate(LENGTHS)]
+    assert flat["first_token_index"].tolist() == flat["cu_seq_lens"][:-1].tolist()
+    assert packing.unpack(flat) == feats
+    assert packing.token_counts(flat) == (sum(LENGTHS), sum(LENGTHS))
+    # rounding the row up adds one tail segment, which attends only to itself
+    rounded = packing.pack_flat(feats, ROW, 0, multiple_of=16)
+    total = sum(LENGTHS)                                                  # 130
+    assert rounded["input_ids"].shape == (1, 144) and rounded["cu_seq_lens"].tolist()[-2:] == [total, 144]
+    assert (rounded["example_ids"][0, total:] == -1).all()
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_too_long_example_is_an_input_error(layout):
     with pytest.raises(InputError, match="truncation"):
-        packing.pack([{"input_ids": [5] * (ROW + 1), "labels": 0}], ROW, pad_id=0)
+        packing.LAYOUTS[layout]([{"input_ids": [5] * (ROW + 1), "labels": 0}], ROW, pad_id=0)
+
+
+def test_unknown_layout_is_an_input_error():
+    with pytest.raises(InputError, match="rows"):
+        packing.PackedCollator(Tokenizer(0), False, ROW, layout="flat")
+
+
+def test_varlen_attention_is_the_models_only_during_forward():
+    """The varlen function is looked up through the config only inside `forward`, also after an
+    error; called on anything but a one-row batch without a mask it refuses."""
+    model = tiny_model("bert")
+    flat, padded = both_layouts("bert", features("bert"), layout="varlen")
+    packing.forward(model, flat)
+    assert model.config._attn_implementation == "sdpa"
+    bad = dict(flat, cu_seq_lens=flat["cu_seq_lens"][:-1])               # segments miss the last example
+    with pytest.raises(InputError, match="segments"):
+        packing.forward(model, bad)
+    assert model.config._attn_implementation == "sdpa"
+    q = torch.zeros(2, 1, 4, 8)
+    with pytest.raises(InputError, match="one-row"):
+        packing.varlen_attention(model, q, q, q, None, segments=[0, 4])
 
 
 def test_packable_by_architecture():
@@ -139,9 +180,10 @@ def test_packable_by_architecture():
 # ---------------------------------------------------------------- exactness
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
 @pytest.mark.parametrize("arch", ARCHS)
-def test_packed_equals_padded_logits_loss_gradients(arch, attention):
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_packed_equals_padded_logits_loss_gradients(arch, attention, layout):
     model = tiny_model(arch, attention)
-    packed, padded = both_layouts(arch, features(arch))
+    packed, padded = both_layouts(arch, features(arch), layout=layout)
     assert "attention_mask" in padded and packing.is_packed(packed)
     a, b = run(model, packed), run(model, padded)
     assert a[1].shape == (len(LENGTHS), 3)
@@ -150,9 +192,10 @@ def test_packed_equals_padded_logits_loss_gradients(arch, attention):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_regression_packed_equals_padded(arch):
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_regression_packed_equals_padded(arch, layout):
     model = tiny_model(arch, num_labels=1)
-    packed, padded = both_layouts(arch, features(arch, num_labels=1), regression=True)
+    packed, padded = both_layouts(arch, features(arch, num_labels=1), regression=True, layout=layout)
     assert packed["labels"].dtype == torch.float32
     a, b = run(model, packed), run(model, padded)
     assert a[1].shape == (len(LENGTHS), 1)
@@ -160,12 +203,13 @@ def test_regression_packed_equals_padded(arch):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_perturbed_input_embeddings_packed_equals_padded(arch):
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_perturbed_input_embeddings_packed_equals_padded(arch, layout):
     """R3F's path: the same per-token noise on both layouts' embeddings gives the same result
     (RoBERTa: explicit positions on the packed side, inferred from inputs_embeds on the padded side)."""
     model = tiny_model(arch)
     feats = features(arch)
-    packed, padded = both_layouts(arch, feats)
+    packed, padded = both_layouts(arch, feats, layout=layout)
     e_packed, e_padded = packing.input_embeddings(model, packed), packing.input_embeddings(model, padded)
     g = torch.Generator().manual_seed(3)
     noise_packed, noise_padded = torch.zeros_like(e_packed), torch.zeros_like(e_padded)
@@ -182,17 +226,18 @@ def test_perturbed_input_embeddings_packed_equals_padded(arch):
 
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
 @pytest.mark.parametrize("arch", ARCHS)
-def test_no_example_attends_across_a_boundary(arch, attention):
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_no_example_attends_across_a_boundary(arch, attention, layout):
     model = tiny_model(arch, attention)
     feats = features(arch)
-    packed, _ = both_layouts(arch, feats)
+    packed, _ = both_layouts(arch, feats, layout=layout)
     row_of = packed["first_token_index"] // packed["input_ids"].shape[1]
     # perturb example 0, which shares its row with others (checked), and nothing else
     neighbours = [i for i in range(len(feats)) if i != 0 and row_of[i] == row_of[0]]
     assert neighbours
     changed = [dict(f) for f in feats]
     changed[0]["input_ids"] = [(t + 7) % (VOCAB - 2) + 2 for t in feats[0]["input_ids"]]
-    again = packing.PackedCollator(Tokenizer(PAD[arch]), False, ROW)(changed)
+    again = packing.PackedCollator(Tokenizer(PAD[arch]), False, ROW, layout=layout)(changed)
     assert torch.equal(again["example_ids"], packed["example_ids"])        # same layout, other tokens
     with torch.no_grad():
         before, after = packing.forward(model, packed).logits, packing.forward(model, again).logits
@@ -201,11 +246,12 @@ def test_no_example_attends_across_a_boundary(arch, attention):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_split_and_take_examples(arch):
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_split_and_take_examples(arch, layout):
     """Per-example pieces (per-example Fisher) and a batch's first n examples (Fisher max_samples)
     give the examples' logits from the full packed batch."""
     model = tiny_model(arch)
-    packed, padded = both_layouts(arch, features(arch))
+    packed, padded = both_layouts(arch, features(arch), layout=layout)
     with torch.no_grad():
         full = packing.forward(model, packed).logits
         pieces = [packing.forward(model, p) for p in packing.split_examples(packed)]
@@ -228,26 +274,49 @@ def test_a_short_run_packed_matches_the_padded_run(tmp_path, synthetic_glue, mod
     from childtuning.record import run_id
     from conftest import compose_cfg
 
-    def cfg(packing):
+    def cfg(packing, layout="varlen"):
         return compose_cfg(f"model={model}", "task=mrpc", "task.max_train_samples=24", "trainer.epochs=2",
                            "trainer.batch_size=8", "method=child_tuning_d", "impl.progress_bar=false",
                            "+model.config.hidden_dropout_prob=0.0", "+model.config.attention_probs_dropout_prob=0.0",
-                           f"impl.packing={packing}", f"paths.results={tmp_path}", f"paths.glue_dir={synthetic_glue}",
-                           f"paths.cache={tmp_path}/cache")
-    packed, padded = train_mod.run(cfg("true")), train_mod.run(cfg("false"))
-    assert run_id(cfg("true")) != run_id(cfg("false"))
-    assert [h["metrics"] for h in packed["history"]] == [h["metrics"] for h in padded["history"]]
-    for a, b in zip(packed["history"], padded["history"]):
-        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5, abs=1e-6)
-    # the Fisher scores agree to rounding, so the child networks match up to weights tied at the threshold
-    assert packed["method_stats"]["kept_params"] == pytest.approx(padded["method_stats"]["kept_params"], rel=1e-3)
+                           f"impl.packing={packing}", f"impl.packed_layout={layout}", f"paths.results={tmp_path}",
+                           f"paths.glue_dir={synthetic_glue}", f"paths.cache={tmp_path}/cache")
+    padded = train_mod.run(cfg("false"))
+    ids = {run_id(cfg("false"))}
+    for layout in LAYOUTS:
+        packed = train_mod.run(cfg("true", layout))
+        ids.add(run_id(cfg("true", layout)))
+        assert packed["config"]["impl"]["packed_layout"] == layout
+        assert [h["metrics"] for h in packed["history"]] == [h["metrics"] for h in padded["history"]]
+        for a, b in zip(packed["history"], padded["history"]):
+            assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5, abs=1e-6)
+        # the Fisher scores agree to rounding, so the child networks match up to weights tied at the threshold
+        assert packed["method_stats"]["kept_params"] == pytest.approx(padded["method_stats"]["kept_params"], rel=1e-3)
+    assert len(ids) == 3                                                 # padded, rows and varlen: three runs
 
 
-def test_rounding_the_width_keeps_the_logits():
+def test_rows_layout_keeps_the_run_ids_made_before_varlen(tmp_path):
+    """A committed packed record (domain_transfer_cpu, made with rows before varlen existed) is still
+    found by its id when the experiment pins impl.packed_layout=rows."""
+    from childtuning.config import compose, validate
+    from childtuning.record import run_id
+
+    committed = REPO / "results" / "domain_transfer_cpu" / "runs" / "minilm.mnli_m_dev_split.vanilla.s1.df889f0ee1.json"
+    if not committed.exists():
+        pytest.skip(f"{committed} is not in this checkout")
+    cfg = validate(compose("exp=domain_transfer_cpu", "task=mnli_m_dev_split", "method=vanilla", "seed=1"))
+    assert cfg.impl.packed_layout == "rows" and run_id(cfg) == committed.stem
+    varlen = validate(compose("exp=domain_transfer_cpu", "task=mnli_m_dev_split", "method=vanilla", "seed=1",
+                              "impl.packed_layout=varlen"))
+    assert run_id(varlen) != committed.stem
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_rounding_the_width_keeps_the_logits(layout):
     """pad_to_multiple_of only adds pad positions nothing real attends to: same logits, wider rows."""
     model = tiny_model("bert")
     feats = features("bert", [5, 9, 13, 3])
-    plain, rounded = packing.pack(feats, 32, 0), packing.pack(feats, 32, 0, multiple_of=8)
+    pack = packing.LAYOUTS[layout]
+    plain, rounded = pack(feats, 32, 0), pack(feats, 32, 0, multiple_of=8)
     assert rounded["input_ids"].shape[1] % 8 == 0 and rounded["input_ids"].shape[1] > plain["input_ids"].shape[1]
     padded, padded8 = Collator(Tokenizer(0), False)(feats), Collator(Tokenizer(0), False, multiple_of=8)(feats)
     assert padded8["input_ids"].shape[1] == 16 and padded["input_ids"].shape[1] == 13
