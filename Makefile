@@ -119,7 +119,7 @@ reproduce-child-networks-cpu: $(SETUP)  ## issue 16: overlap, tuned Table 1 (sea
 	  $(CPU_SWEEP) exp=$$e || exit 1; done
 	for e in $(STUDIES16); do $(PY) -m childtuning.aggregate $$e --results $(RESULTS) || exit 1; done
 
-bench: $(SETUP)  ## the CPU benchmarks the README quotes (about 35 min on 2 quiet cores; each prints one JSON line last)
+bench: $(SETUP)  ## the CPU benchmarks the README quotes (about 50 min on 2 quiet cores; each prints one JSON line last)
 	$(PY) benchmarks/fisher_threshold.py
 	$(PY) benchmarks/child_tuning_overhead.py --steps 40
 	$(PY) benchmarks/run_vs_trainer.py

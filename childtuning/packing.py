@@ -346,9 +346,11 @@ def varlen_attention(module, query, key, value, attention_mask, scaling=None, dr
     if segments[0] != 0 or segments[-1] != query.shape[2]:
         raise InputError(f"varlen segments {segments[0]}..{segments[-1]} do not cover the row of {query.shape[2]} "
                          f"tokens; build the batch with packing.pack_flat")
-    out = torch.cat([scaled_dot_product_attention(query[:, :, s:e], key[:, :, s:e], value[:, :, s:e],
-                                                  dropout_p=dropout, scale=scaling)
-                     for s, e in itertools.pairwise(segments)], dim=2)
+    # split, not slicing: the backward of a split is one concatenation, while each slice's backward
+    # would write a zero tensor the size of the whole row (16 examples: 16 full-row fills per layer)
+    sizes = [e - s for s, e in itertools.pairwise(segments)]
+    out = torch.cat([scaled_dot_product_attention(q, k, v, dropout_p=dropout, scale=scaling)
+                     for q, k, v in zip(query.split(sizes, 2), key.split(sizes, 2), value.split(sizes, 2))], dim=2)
     return out.transpose(1, 2).contiguous(), None
 
 
