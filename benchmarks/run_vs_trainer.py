@@ -7,7 +7,7 @@ with 10% warm-up, weight decay 0.01, seed 1, --epochs epochs, dev batch 64, CPU,
 of torch threads (recorded). The only intended difference is the batch layout:
 
 * ours: `childtuning.train.run` with its defaults: packed batches (each batch's examples laid end
-  to end in rows, block-diagonal attention; `--no-packing`: dynamic padding, each batch padded to
+  to end, in the default `impl.packed_layout`; `--no-packing`: dynamic padding, each batch padded to
   its own longest example) and the official AdamW (adamw_hf, fused);
 * Trainer: every example padded to 128 tokens (`padding="max_length"`, `default_data_collator`),
   as `run_glue.py` and the official Child-Tuning code do by default.
@@ -223,7 +223,7 @@ def main() -> None:
               f"(target <= {TARGETS[task]}: {'met' if ratio <= TARGETS[task] else 'NOT met'}); "
               f"ours pads to {pad['positions_ratio']:.0%} of the Trainer's token positions", flush=True)
     result.update({"epochs": args.epochs, "threads": threads, "max_train_samples": args.max_train_samples,
-                   "ours_layout": "padded" if args.no_packing else "packed",
+                   "ours_layout": "padded" if args.no_packing else compose().impl.packed_layout,
                    "torch": torch.__version__, "timed": "train + per-epoch dev eval; no model load/tokenisation"})
     print(json.dumps(result))
 
