@@ -10,6 +10,7 @@ export WANDB_MODE ?= offline
 # LAUNCHER=slurm submits each run as a SLURM job (hydra-submitit-launcher, conf/hydra/launcher/slurm.yaml)
 # and turns on per-epoch checkpoints so requeued (preempted) jobs resume.
 JOBS      ?= 2
+TEST_JOBS ?= 2
 export CHILDTUNING_JOBS := $(JOBS)
 PARALLEL  := hydra/launcher=parallel impl.num_threads=1 impl.progress_bar=false
 ifeq ($(LAUNCHER),slurm)
@@ -32,12 +33,13 @@ else
 endif
 
 .PHONY: help setup test demo smoke tables reproduce-table1 reproduce-table1-cpu reproduce-domain-transfer \
-	reproduce-domain-transfer-cpu reproduce-task-transfer reproduce-task-transfer-cpu reproduce-prior-methods \
+	reproduce-domain-transfer-cpu reproduce-task-transfer reproduce-task-transfer-cpu reproduce-task-transfer-std-cpu \
+	reproduce-prior-methods \
 	reproduce-prior-methods-cpu reproduce-child-networks-cpu bench
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-31s %s\n", $$1, $$2}'
-	@echo "  variables: RESULTS=<dir> (default results)  LAUNCHER=local|parallel|slurm  JOBS=2  GLUE_DIR=<GLUE-format folder>"
+	@echo "  variables: RESULTS=<dir> (default results)  LAUNCHER=local|parallel|slurm  JOBS=2  TEST_JOBS=2  GLUE_DIR=<GLUE-format folder>"
 
 setup: $(SETUP)  ## create .venv and install the project (torch 2.13.0 CPU build first where there is no GPU)
 
@@ -49,8 +51,8 @@ $(SETUP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(SETUP)
 
-test: $(SETUP)  ## run the test suite (offline; real-data tests skip when no GLUE folder is found)
-	$(PY) -m pytest -q
+test: $(SETUP)  ## run the test suite in TEST_JOBS=2 workers (offline; real-data tests skip when no GLUE folder is found)
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile
 
 demo: $(SETUP)  ## the offline demo: MiniLM x MRPC (1k examples) x vanilla/CT-F/CT-D, then its table
 	$(SWEEP) exp=demo
@@ -106,6 +108,11 @@ reproduce-task-transfer-cpu: $(SETUP)  ## task transfer on MiniLM: SST-2 (5k) so
 	$(CPU_SWEEP) exp=task_transfer_cpu
 	$(call PROBE_CPU,task_transfer_cpu)
 	$(PY) -m childtuning.aggregate task_transfer_cpu --results $(RESULTS)
+
+reproduce-task-transfer-std-cpu: $(SETUP)  ## the same with standardised probe heads (reuses task_transfer_cpu's runs; minutes)
+	$(CPU_SWEEP) exp=task_transfer_std_cpu
+	$(call PROBE_CPU,task_transfer_std_cpu)
+	$(PY) -m childtuning.aggregate task_transfer_std_cpu --results $(RESULTS)
 
 # Issue 16's CPU studies, in the order that shares the most Fisher passes (childtuning/fisher_cache.py):
 # the overlap masks first, then the tuning protocol (search stage, selection, confirmation), then the

@@ -9,6 +9,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# `make test` runs the suite in two pytest-xdist workers: one thread each (and in every process a
+# test starts), so the two share the cores instead of oversubscribing them.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
 # Real task data: $GLUE_DIR, else ../shared/data/glue beside the repository (never committed).
 REAL_GLUE = Path(os.environ.get("GLUE_DIR") or REPO.parent / "shared" / "data" / "glue")
 

@@ -20,7 +20,7 @@ from childtuning.probe import config as probe_config
 from childtuning.probe import records as probe_records
 from childtuning.probe import sources as probe_sources
 from childtuning.probe.features import FrozenEncoder, cached
-from childtuning.probe.head import new_head, train_head
+from childtuning.probe.head import Standardized, new_head, score, standardizer, train_head
 from childtuning.record import run_id
 from childtuning.report import summarize
 
@@ -257,6 +257,34 @@ def test_head_comes_from_its_seed_and_fits_the_label_kind():
     assert bad.status == "diverged" and bad.steps == 0
 
 
+def test_standardized_head_fits_small_offset_features_the_plain_head_cannot():
+    """probe.standardize: features of small spread around a large offset and a score far from 0
+    (as MiniLM's pooled features and STS-B's 0-5 scores): in 3 epochs at lr 1e-3 the plain head
+    stays near its start, the standardised one fits; the statistics are the training set's."""
+    g = torch.Generator().manual_seed(0)
+    signal = torch.randn(6000, 16, generator=g)            # 1,125 steps, as STS-B's 5,749 pairs give
+    x = 3.0 + 0.05 * signal
+    y = 2.5 + signal[:, 0] - 0.5 * signal[:, 1]
+    task = OmegaConf.create({"regression": True, "labels": None, "metrics": ["pearson"]})
+    settings = OmegaConf.create({"lr": 1e-3, "epochs": 3, "batch_size": 16})
+    stats = standardizer(x, y, True)
+    torch.testing.assert_close(stats["x_mean"], x.mean(0))
+    assert float(stats["y_mean"]) == pytest.approx(float(y.mean()), abs=1e-5)
+    plain = train_head(lambda i: x[i], y, 16, task, 1, settings, 0.02)
+    std = train_head(lambda i: x[i], y, 16, task, 1, settings, 0.02, stats=stats)
+    assert isinstance(std.head, Standardized) and std.head.weight is std.head.linear.weight
+    assert sorted(n for n, _ in std.head.named_parameters()) == ["linear.bias", "linear.weight"]   # statistics stay fixed
+    assert torch.equal(std.head.x_mean, stats["x_mean"])
+    (plain_scores, _), (std_scores, _) = (score(r.head, x, y.numpy(), task) for r in (plain, std))
+    assert std_scores["pearson"] > 95 > plain_scores["pearson"]
+    with torch.no_grad():
+        mse = {k: float(((r.head(x).squeeze(-1) - y) ** 2).mean()) for k, r in (("plain", plain), ("std", std))}
+    assert mse["std"] < 0.05 * mse["plain"]
+    # a constant feature is left unscaled (no division by zero); classes keep their labels unscaled
+    flat = standardizer(torch.ones(5, 2), torch.tensor([0, 1, 0, 1, 1]), False)
+    assert torch.equal(flat["x_scale"], torch.ones(2)) and float(flat["y_scale"]) == 1.0 and float(flat["y_mean"]) == 0.0
+
+
 def test_probe_id_hashes_what_changes_the_outcome_only(saved):
     results, _, record = saved
     source = probe_sources.Source(record["config"]["model"], saved_models.resolve(results, f"{EXP}/{record['run_id']}"))
@@ -268,9 +296,10 @@ def test_probe_id_hashes_what_changes_the_outcome_only(saved):
     base = pid()
     assert base.startswith(f"{record['run_id']}.mrpc.h1.")
     assert pid("head_seeds=[1,9]", "targets=[mrpc,rte]", "reference=false", "shard=0/2", "sources=[a/b]") == base
+    assert pid("standardize=false") == base and "standardize" not in probe_config.outcome(probe_config.load(None, ["targets=[x]"]))
     for changed in (pid("lr=0.01"), pid("epochs=1"), pid("batch_size=8"), pid("representation=mean"),
                     pid("max_length=64"), pid(seed=2), pid(src=reference), pid(precision="bf16"),
-                    pid(target={**task, "max_train_samples": 10})):
+                    pid(target={**task, "max_train_samples": 10}), pid("standardize=true")):
         assert changed != base
     assert pid(src=reference).startswith("tiny_bert.pretrained.mrpc.h1.")
 

@@ -24,6 +24,7 @@ class ProbeConfig:
     batch_size: int = MISSING
     representation: str = MISSING
     max_length: int = MISSING
+    standardize: bool = False     # in the run id only when true (probe ids made before it existed stay)
     targets: list[str] = not_outcome(default_factory=list)
     head_seeds: list[int] = not_outcome(default_factory=list)
     reference: bool = not_outcome(default=True)
@@ -48,8 +49,11 @@ def shard_of(settings) -> tuple[int, int]:
 def outcome(settings) -> dict:
     """The settings that change what a probe computes (its run id): the head's training and what
     it reads; not which probes are run (targets, head seeds, reference, sources)."""
-    return {f.name: OmegaConf.to_container(settings, resolve=True)[f.name] for f in fields(ProbeConfig)
-            if f.metadata.get("outcome") is not False}
+    out = {f.name: OmegaConf.to_container(settings, resolve=True)[f.name] for f in fields(ProbeConfig)
+           if f.metadata.get("outcome") is not False}
+    if not out["standardize"]:       # the ids of the probes made before the switch existed stay as they were
+        del out["standardize"]
+    return out
 
 
 def load(block=None, overrides: list[str] = ()):

@@ -18,7 +18,7 @@ INIT_STREAM, ORDER_STREAM = "probe_head", "probe_order"     # named streams (chi
 
 @dataclass
 class HeadResult:
-    head: torch.nn.Linear
+    head: torch.nn.Module               # the linear layer, or it inside `Standardized`
     history: list = field(default_factory=list)    # per epoch: train loss, dev metrics, degenerate
     status: str = "ok"
     reason: str | None = None
@@ -36,7 +36,47 @@ def new_head(dim: int, outputs: int, head_seed: int, init_std: float) -> torch.n
     return head
 
 
-def predict(head: torch.nn.Linear, features: torch.Tensor, regression: bool) -> np.ndarray:
+class Standardized(torch.nn.Module):
+    """A linear head that reads standardised features and, for a score, predicts in standardised
+    units: `linear((x - x_mean) / x_scale) * y_scale + y_mean`. The statistics are fixed buffers
+    from the training set (`standardizer`); only the linear layer trains. Adam's steps are about
+    `lr` per weight whatever the features' scale, so without this a head on small features (or a
+    score whose mean is far from 0) moves too little in a few epochs to fit (probe.standardize)."""
+
+    def __init__(self, linear: torch.nn.Linear, stats: dict):
+        super().__init__()
+        self.linear = linear
+        for name, value in stats.items():
+            self.register_buffer(name, value)
+
+    @property
+    def weight(self):
+        return self.linear.weight
+
+    @property
+    def bias(self):
+        return self.linear.bias
+
+    @property
+    def out_features(self):
+        return self.linear.out_features
+
+    def forward(self, x):
+        return self.linear((x - self.x_mean) / self.x_scale) * self.y_scale + self.y_mean
+
+
+def standardizer(features: torch.Tensor, labels: torch.Tensor, regression: bool) -> dict:
+    """Per-dimension mean and standard deviation of the training features (a dimension that is
+    constant is divided by 1), and for a score its mean and standard deviation (classes: 0 and 1)."""
+    x = features.double()
+    scale = x.std(0, unbiased=False)
+    y = labels.double()
+    y_mean, y_scale = (y.mean(), y.std(unbiased=False)) if regression else (torch.tensor(0.0), torch.tensor(1.0))
+    return {"x_mean": x.mean(0).float(), "x_scale": torch.where(scale > 0, scale, 1.0).float(),
+            "y_mean": y_mean.float(), "y_scale": (y_scale if y_scale > 0 else torch.tensor(1.0)).float()}
+
+
+def predict(head: torch.nn.Module, features: torch.Tensor, regression: bool) -> np.ndarray:
     with torch.no_grad():
         out = head(features)
     return (out.squeeze(-1) if regression else out.argmax(-1)).numpy()
@@ -51,15 +91,18 @@ def score(head, features: torch.Tensor, labels: np.ndarray, task) -> tuple[dict,
 
 def train_head(batch_features: Callable[[torch.Tensor], torch.Tensor], labels: torch.Tensor, dim: int, task,
                head_seed: int, settings, init_std: float,
-               evaluate: Callable[[torch.nn.Linear], tuple[dict, str | None]] | None = None) -> HeadResult:
+               evaluate: Callable[[torch.nn.Module], tuple[dict, str | None]] | None = None,
+               stats: dict | None = None) -> HeadResult:
     """Train a fresh head for `settings.epochs` epochs of `settings.batch_size` examples in the order
     of the head seed's "probe_order" stream; Adam at constant `settings.lr`, no weight decay.
     `batch_features(indices)`: the frozen features of those training examples (a cache lookup, or
     the live frozen encoder: the same head either way); `evaluate(head)`: the dev metrics after
-    each epoch. A non-finite loss stops training with status "diverged"."""
+    each epoch; `stats` (from `standardizer`, with probe.standardize): the head reads standardised
+    features. A non-finite loss stops training with status "diverged"."""
     started = time.perf_counter()
     regression = bool(task.regression)
-    result = HeadResult(new_head(dim, 1 if regression else len(task.labels), head_seed, init_std))
+    head = new_head(dim, 1 if regression else len(task.labels), head_seed, init_std)
+    result = HeadResult(head if stats is None else Standardized(head, stats))
     optimizer = torch.optim.Adam(result.head.parameters(), lr=settings.lr, foreach=False)
     order = seeding.generator(head_seed, ORDER_STREAM)
     n = len(labels)

@@ -28,7 +28,7 @@ from ..record import write_atomic
 from ..train import device_for
 from . import config, records, sources
 from .features import FrozenEncoder, cached
-from .head import score, train_head
+from .head import score, standardizer, train_head
 
 
 @dataclass
@@ -114,9 +114,10 @@ def probe_source(source, targets, todo, settings, impl, paths, experiment, devic
                     train_x, dev_x = feats["train"], feats["dev"]
                     labels = torch.tensor(target.splits["train"].labels)
                     dev_labels, task = np.asarray(target.splits["dev"].labels), target.task
+                    stats = standardizer(train_x, labels, task.regression) if settings.standardize else None
                     result = train_head(lambda idx, x=train_x: x[idx], labels, encoder.dim, task, seed, settings,
                                         encoder.init_std,
-                                        lambda head, x=dev_x, y=dev_labels, t=task: score(head, x, y, t))
+                                        lambda head, x=dev_x, y=dev_labels, t=task: score(head, x, y, t), stats)
                 except Exception as e:  # noqa: BLE001
                     traceback.print_exc()
                     why = f"{type(e).__name__}: {e}"
