@@ -34,7 +34,16 @@ def fingerprint(split: Split) -> str:
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
-    state = tokenizer.backend_tokenizer.to_str() if getattr(tokenizer, "is_fast", False) else str(tokenizer.get_vocab())
+    """What decides the token ids: the vocabulary, normaliser, pre-tokeniser, model and template.
+    Not the backend's truncation and padding state, which calling the tokenizer sets (so a key
+    taken after a first call differed from one taken before it, and caches missed at random)."""
+    if getattr(tokenizer, "is_fast", False):
+        state = json.loads(tokenizer.backend_tokenizer.to_str())
+        state.pop("truncation", None)
+        state.pop("padding", None)
+        state = json.dumps(state, sort_keys=True)
+    else:
+        state = str(tokenizer.get_vocab())
     return hashlib.sha256((state + tokenizer.padding_side).encode()).hexdigest()[:16]
 
 

