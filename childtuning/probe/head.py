@@ -49,18 +49,6 @@ class Standardized(torch.nn.Module):
         for name, value in stats.items():
             self.register_buffer(name, value)
 
-    @property
-    def weight(self):
-        return self.linear.weight
-
-    @property
-    def bias(self):
-        return self.linear.bias
-
-    @property
-    def out_features(self):
-        return self.linear.out_features
-
     def forward(self, x):
         return self.linear((x - self.x_mean) / self.x_scale) * self.y_scale + self.y_mean
 

@@ -94,7 +94,7 @@ def probe_source(source, targets, todo, settings, impl, paths, experiment, devic
         if not seeds:
             continue
         started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        feats, info, error = {}, {}, None
+        feats, info, error, stats = {}, {}, None, None
         try:
             collate = data.Collator(encoder.tokenizer, target.task.regression, None, impl.pad_to_multiple_of)
             for split in ("train", "dev"):
@@ -102,6 +102,8 @@ def probe_source(source, targets, todo, settings, impl, paths, experiment, devic
                 feats[split], hit = cached(encoder, target.splits[split], settings.max_length, paths.cache, collate,
                                            impl.eval_batch_size, impl.precision, impl.pad_to_multiple_of)
                 info[split] = {"cached": hit, "seconds": time.perf_counter() - t0, "dim": encoder.dim}
+            if settings.standardize:            # the target's training statistics, shared by its head seeds
+                stats = standardizer(feats["train"], torch.tensor(target.splits["train"].labels), target.task.regression)
         except InputError:
             raise
         except Exception as e:  # noqa: BLE001 - recorded as failed probes, never dropped
@@ -114,7 +116,6 @@ def probe_source(source, targets, todo, settings, impl, paths, experiment, devic
                     train_x, dev_x = feats["train"], feats["dev"]
                     labels = torch.tensor(target.splits["train"].labels)
                     dev_labels, task = np.asarray(target.splits["dev"].labels), target.task
-                    stats = standardizer(train_x, labels, task.regression) if settings.standardize else None
                     result = train_head(lambda idx, x=train_x: x[idx], labels, encoder.dim, task, seed, settings,
                                         encoder.init_std,
                                         lambda head, x=dev_x, y=dev_labels, t=task: score(head, x, y, t), stats)
