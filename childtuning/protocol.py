@@ -12,6 +12,14 @@ rule on another experiment's runs (the search stage), on seeds disjoint from the
 and reads each chosen value with the resolver `${selected:<key>}` (e.g. `trainer.lr:
 ${selected:trainer.lr}`), so its sweep stays a static Hydra sweep and no value is copied by hand.
 An experiment that reuses another's choice names it: `protocol: {selection_from: <experiment>}`.
+Either form may declare stand-ins for values the search did not cover, before any run:
+
+    protocol:
+      selection_from: table1_cpu_tuned
+      stand_in: {method: {mixout: vanilla, child_tuning_d+mixout: child_tuning_d}}
+
+(a Mixout run takes the value chosen for vanilla, a Child-Tuning_D + Mixout run Child-Tuning_D's);
+the table's protocol section lists them.
 
     python -m childtuning.protocol <experiment> [--results DIR] [--launch [OVERRIDE ...]]
 
@@ -95,12 +103,17 @@ def selected(key: str, *, _root_):
     doc = json.loads(path.read_text(encoding="utf-8"))
     if key not in doc["select"]:
         raise InputError(f"{path} chooses {doc['select']}, not {key}")
-    want = {axis: str(axis_of(_root_, axis)) for axis in doc["per"]}
+    stand_in = OmegaConf.select(_root_, "protocol.stand_in") or {}
+    want = {}
+    for axis in doc["per"]:
+        value = str(axis_of(_root_, axis))
+        want[axis] = str((stand_in.get(axis) or {}).get(value, value))
     for choice in doc["choices"]:
         if {axis: str(choice["where"][axis]) for axis in doc["per"]} == want:
             return choice["values"][key]
     raise InputError(f"{path} has no choice for {want} (it chose for "
-                     f"{[c['where'] for c in doc['choices']]}): is this run part of the search's grid?")
+                     f"{[c['where'] for c in doc['choices']]}): is this run part of the search's grid? A value "
+                     "the search did not cover can take another's choice: protocol.stand_in (childtuning/protocol.py)")
 
 
 if not OmegaConf.has_resolver(RESOLVER):
@@ -125,15 +138,24 @@ def read_protocol(experiment: str) -> dict:
 
 def check_protocol(where: str, block: dict) -> dict:
     """The block (of the experiment file `where`) with defaults filled in, its rule checked."""
+    stand_in = block.get("stand_in") or {}
+    if not isinstance(stand_in, dict) or not all(isinstance(m, dict) for m in stand_in.values()):
+        raise InputError(f"{where}: protocol.stand_in must map an axis to {{value: the value whose choice it "
+                         f"takes}}, e.g. {{method: {{mixout: vanilla}}}}; got {stand_in!r}")
+    extra = {"stand_in": {str(a): {str(k): str(v) for k, v in m.items()} for a, m in stand_in.items()}} if stand_in else {}
     if block.get("selection_from"):
-        return {"selection_from": str(block["selection_from"])}
+        return {"selection_from": str(block["selection_from"]), **extra}
     missing = [k for k in ("search", "select", "rule") if not block.get(k)]
     if missing:
         raise InputError(f"{where}: protocol needs {', '.join(missing)} (or selection_from)")
     if block["rule"] not in RULES:
         raise InputError(f"{where}: protocol.rule={block['rule']!r}; known rules: {sorted(RULES)}")
+    per = [str(a) for a in block.get("per") or ["model", "method"]]
+    if set(extra.get("stand_in", {})) - set(per):
+        raise InputError(f"{where}: protocol.stand_in names axes {sorted(set(stand_in) - set(per))}, but choices "
+                         f"are made per {per}: a stand-in replaces a value of one of those")
     return {"search": str(block["search"]), "select": [str(k) for k in block["select"]],
-            "per": [str(a) for a in block.get("per") or ["model", "method"]], "rule": str(block["rule"])}
+            "per": per, "rule": str(block["rule"]), **extra}
 
 
 def value_of(record_file: Path, key: str):

@@ -470,6 +470,17 @@ def test_a_combination_takes_the_optimizer_settings_of_its_optimizer_part_or_fir
     assert "configure_optimizer" not in method.owners                 # no part defines one: the first part's
     method = build_method(validate(runner_cfg("child_tuning_d+recadam")).method, 1, TASK)
     assert method.owners["configure_optimizer"] == "recadam"
+    # preset=fair_warmup reaches every part of a combination: vanilla's (the trainer's) warm-up
+    fair = validate(runner_cfg("child_tuning_d+mixout", "preset=fair_warmup"))
+    method = build_method(fair.method, 1, TASK)
+    assert all(p.cfg.warmup_ratio is None for p in method.parts.values())
+    _, scheduler = method.configure_optimizer(tiny_model(), OmegaConf.merge(TRAINER, {"warmup_ratio": 0.5}), 10)
+    assert scheduler.get_last_lr()[0] == pytest.approx(0.0)            # step 0 of a 5-step warm-up
+    # ... and enters the run id; the default (each part's own) leaves the old ids as they were
+    plain = validate(runner_cfg("child_tuning_d+mixout"))
+    assert run_id(fair) != run_id(plain)
+    assert "warmup_ratio" not in composite_class(("child_tuning_d", "mixout")).id_part(
+        OmegaConf.to_container(plain.method, resolve=True))
 
 
 def test_combination_configs_hold_both_parts_and_their_run_ids_follow_each_part():

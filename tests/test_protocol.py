@@ -130,6 +130,61 @@ def test_the_confirmation_runs_read_the_selection(experiments, tmp_path, synthet
     protocol.write_selection(doc, results, force=True)
 
 
+BORROWER = """\
+# @package _global_
+defaults:
+  - override /model: tiny_bert
+  - override /preset: fair_warmup
+experiment: borrower
+task: {max_train_samples: 24}
+trainer: {epochs: 1, batch_size: 8, lr: "${selected:trainer.lr}"}
+protocol:
+  selection_from: tuned
+  stand_in: {method: {mixout: vanilla, child_tuning_d+mixout: child_tuning_d}}
+hydra:
+  sweeper:
+    params:
+      task: rte
+      method: vanilla,mixout,child_tuning_d+mixout
+      seed: 1,2
+table:
+  rows: [model, method]
+  columns: task
+  baseline: vanilla
+"""
+
+
+def test_a_stand_in_takes_the_choice_of_the_value_it_names(experiments, tmp_path, synthetic_glue):
+    """Methods the search did not tune read the choice declared for them (protocol.stand_in); one
+    without a choice or a stand-in is refused with the fix named."""
+    (experiments / "borrower.yaml").write_text(BORROWER)
+    results = tmp_path / "results"
+    search_records(results)
+    doc = protocol.select("tuned", results)
+    for c in doc["choices"]:                        # make the two choices differ
+        c["values"]["trainer.lr"] = {"vanilla": 1e-3, "child_tuning_d": 1e-2}[c["where"]["method"]]
+    protocol.write_selection(doc, results)
+
+    def lr(method):
+        with composer(experiments / "borrower.yaml") as compose_with:
+            job = compose_with(["task=rte", f"method={method}", "seed=1", f"paths.results={results}",
+                                f"paths.glue_dir={synthetic_glue}", f"paths.cache={tmp_path}/cache"])
+        with open_dict(job):
+            del job["hydra"]
+        return validate(job).trainer.lr
+
+    assert (lr("vanilla"), lr("mixout"), lr("child_tuning_d"), lr("child_tuning_d+mixout")) == (1e-3, 1e-3, 1e-2, 1e-2)
+    with pytest.raises(InputError, match="protocol.stand_in"):
+        lr("r3f")
+    from childtuning.report import load_spec
+    spec = load_spec("borrower")
+    assert spec.protocol["stand_in"] == {"method": {"mixout": "vanilla", "child_tuning_d+mixout": "child_tuning_d"}}
+    assert spec.protocol["search"] == "search" and spec.protocol["selection_from"] == "tuned"
+    (experiments / "borrower.yaml").write_text(BORROWER.replace("stand_in: {method:", "stand_in: {task:"))
+    with pytest.raises(InputError, match=r"stand_in names axes \['task'\]"):
+        load_spec("borrower")
+
+
 def test_search_seeds_must_differ_from_the_reported_ones(experiments, tmp_path):
     (experiments / "tuned.yaml").write_text(TUNED.replace("SEEDS", "0,1"))
     search_records(tmp_path / "results")
@@ -160,7 +215,8 @@ def test_every_committed_protocol_is_well_formed():
         found += 1
         proto = spec.protocol
         if "selection_from" in proto:
-            assert proto == {**load_spec(proto["selection_from"]).protocol, "selection_from": proto["selection_from"]}
+            source = {k: v for k, v in load_spec(proto["selection_from"]).protocol.items() if k != "stand_in"}
+            assert {k: v for k, v in proto.items() if k != "stand_in"} == {**source, "selection_from": proto["selection_from"]}
         search = load_spec(proto["search"])
         assert not set(search.expected["seed"]) & set(spec.expected["seed"]), name
         assert set(proto["select"]) <= set(search.extra), name
@@ -196,3 +252,34 @@ def test_a_hydra_sweep_reads_the_selection_in_its_worker_processes(experiments, 
     lrs = {json.loads(p.read_text())["method"]: json.loads(p.read_text())["hyperparameters"]["lr"]
            for p in (results / "tuned" / "runs").glob("*.json")}
     assert lrs == {"vanilla": 0.002, "child_tuning_d": 0.003}
+
+
+def test_prior_methods_cpu_shares_table1_cpu_tuneds_runs_and_tunes_the_rest_by_stand_in(tmp_path):
+    """The committed files: with a selection in place, prior_methods_cpu's vanilla / Child-Tuning
+    jobs have table1_cpu_tuned's run ids (so those runs are reused, not rerun), each prior method
+    runs at vanilla's chosen rate and each combination at Child-Tuning_D's."""
+    from childtuning.record import run_id
+    from childtuning.report.spec import find_experiment_file
+
+    chosen = {"vanilla": 1e-4, "child_tuning_f": 4e-4, "child_tuning_d": 8e-4}
+    path = protocol.selection_path(tmp_path, "table1_cpu_tuned")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"select": ["trainer.lr"], "per": ["model", "method"], "choices": [
+        {"where": {"model": "minilm", "method": m}, "values": {"trainer.lr": lr}} for m, lr in chosen.items()]}))
+
+    def job(experiment, method):
+        with composer(find_experiment_file(experiment)) as compose_with:
+            cfg = compose_with(["task=mrpc", f"method={method}", "seed=3", f"paths.results={tmp_path}"])
+        with open_dict(cfg):
+            del cfg["hydra"]
+        return validate(cfg)
+
+    for method in chosen:
+        prior, tuned = job("prior_methods_cpu", method), job("table1_cpu_tuned", method)
+        assert run_id(prior) == run_id(tuned) and prior.trainer.lr == chosen[method]
+    assert job("prior_methods_cpu", "mixout").trainer.lr == chosen["vanilla"]
+    combo = job("prior_methods_cpu", "child_tuning_d+r3f")
+    assert combo.trainer.lr == chosen["child_tuning_d"]
+    from childtuning.methods import TaskInfo, build
+    built = build(combo.method, 3, TaskInfo("mrpc", regression=False, num_labels=2))
+    assert [p.cfg.warmup_ratio for p in built.parts.values()] == [None, None]     # vanilla's warm-up

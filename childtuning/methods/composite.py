@@ -17,6 +17,9 @@ The rule:
 Config: a combination's file (conf/method/<a>+<b>.yaml) holds each part's own config under
 `parts.<name>` (its shipped file plus its per-task file), so the run id hashes both parts'
 settings and an override addresses one part: `method.parts.child_tuning_d.keep_ratio=0.2`.
+One key sits beside `parts`: `method.warmup_ratio`, `parts` by default (each part keeps its own);
+any other value (a ratio, or null = trainer.warmup_ratio) replaces every part's, which is how
+`preset=fair_warmup` reaches a combination's optimizer settings.
 """
 from __future__ import annotations
 
@@ -26,14 +29,21 @@ from typing import Any
 from omegaconf import MISSING, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
+from .. import fields
 from ..errors import InputError
 from .base import EXCLUSIVE_HOOKS, PREPARE_STAGES, REGISTRY, Method
+
+
+KEEP_PARTS = "parts"
 
 
 @dataclass
 class CompositeConfig:
     name: str = MISSING
     parts: dict[str, Any] = MISSING     # part name -> that method's own config
+    # `parts`: each part's own warm-up; a ratio or null (trainer.warmup_ratio) replaces every part's
+    # (preset=fair_warmup). Out of the run id while `parts` (added after combinations existed).
+    warmup_ratio: Any = fields.added_later(KEEP_PARTS)
 
 
 _CLASSES: dict[tuple[str, ...], type] = {}
@@ -72,6 +82,8 @@ class Composite(Method):
                 raise InputError(f"method.parts.{name}: value(s) missing: {', '.join(missing)}")
             if typed[name].name != name:
                 raise InputError(f"method.parts.{name}.name is {typed[name].name!r}; it must be {name!r}")
+            if cfg.get("warmup_ratio", KEEP_PARTS) != KEEP_PARTS:
+                typed[name].warmup_ratio = cfg.warmup_ratio
         return typed
 
     @classmethod
@@ -116,7 +128,8 @@ class Composite(Method):
     @classmethod
     def id_part(cls, value: dict) -> dict:
         parts = value.get("parts") or {}
-        return {**value, "parts": {n: REGISTRY[n].id_part(v) if n in REGISTRY else v for n, v in parts.items()}}
+        return {**fields.id_part(cls.Config, value),
+                "parts": {n: REGISTRY[n].id_part(v) if n in REGISTRY else v for n, v in parts.items()}}
 
     def use_cache(self, cache_dir):
         # No reuse inside a combination: an earlier part's preparation is state a cache key cannot

@@ -59,7 +59,8 @@ TABLE_KEYS = ("kind", "rows", "columns", "metric", "statistic", "baseline", "pap
 
 def protocol_of(block, where: str) -> dict | None:
     """The experiment's `protocol:` block, checked (childtuning/protocol.py); None without one. A
-    block that borrows another experiment's selection (`selection_from`) gets that one's protocol."""
+    block that borrows another experiment's selection (`selection_from`) gets that one's protocol,
+    with its own stand-ins (`stand_in`) if it declares any."""
     if block is None:
         return None
     from ..protocol import check_protocol, read_protocol
@@ -71,7 +72,13 @@ def protocol_of(block, where: str) -> dict | None:
         if "selection_from" in borrowed:
             raise InputError(f"{where}: protocol.selection_from names {source}, which borrows its own selection "
                              f"from {borrowed['selection_from']}: name that experiment instead")
-        proto = {**borrowed, "selection_from": source}
+        own = proto.get("stand_in")
+        proto = {**{k: v for k, v in borrowed.items() if k != "stand_in"}, "selection_from": source}
+        if own:
+            if set(own) - set(proto["per"]):
+                raise InputError(f"{where}: protocol.stand_in names axes {sorted(set(own) - set(proto['per']))}, "
+                                 f"but {source} chooses per {proto['per']}: a stand-in replaces a value of one of those")
+            proto["stand_in"] = own
     return proto
 
 

@@ -27,6 +27,10 @@ def protocol_lines(s) -> list[str]:
            f"were selected on other seeds than the ones reported. `python -m childtuning.protocol {owner}` applied the "
            f"rule to the search's records and wrote {owner}/selection.json (every candidate's score); the runs read "
            "their values from it. Values below: as this table's runs used them.", ""]
+    for axis, mapping in (proto.get("stand_in") or {}).items():
+        out[-1:-1] = [f"Stand-ins declared before the runs (`protocol.stand_in`), for {axis} values the search did "
+                      "not cover: " + "; ".join(f"`{k}` takes the choice for `{v}`" for k, v in mapping.items())
+                      + ".", ""]
     rows = []
     for row in s.rows:
         match = s.records
