@@ -171,6 +171,37 @@ def test_difference_to_baseline_matches_scipy(results, spec):
         assert math.isnan(cell(frame, "mrpc", "child_tuning_d")[column])  # no scores on one side
 
 
+def test_combinations_are_compared_with_each_part_they_add_to(tmp_path):
+    """A table with `a+b`, `a` and `b` rows gets a section comparing a+b with b (what a adds) and
+    with a (what b adds), seed-paired, with a Holm family of its own; a table without
+    combinations has no such section."""
+    from childtuning.report.stats import holm
+    from childtuning.report.text import p_value
+
+    path = tmp_path / "unit.yaml"
+    path.write_text(EXPERIMENT_YAML.replace("method: vanilla,child_tuning_d",
+                                            "method: vanilla,mixout,child_tuning_d,child_tuning_d+mixout"))
+    out = tmp_path / "results"
+    scores = {"vanilla": [70.0, 72.0, 71.0], "mixout": [71.0, 74.0, 70.0], "child_tuning_d": [73.0, 73.0, 75.0],
+              "child_tuning_d+mixout": [74.0, 77.0, 72.5]}
+    write(out, *(record("rte", m, seed, v) for m, values in scores.items() for seed, v in enumerate(values, 1)))
+    aggregate("unit", out, experiment_file=path)
+    md = (out / "unit" / "table.md").read_text()
+    section = md.split("## What each part of a combination adds")[1].split("\n## ")[0]
+    combo = scores["child_tuning_d+mixout"]
+    adds_ct = stats.ttest_rel(combo, scores["mixout"]).pvalue
+    adds_mixout = stats.ttest_rel(combo, scores["child_tuning_d"]).pvalue
+    holm_ct, holm_mixout = holm([adds_ct, adds_mixout])
+    assert ("| tiny_bert | child_tuning_d+mixout | child_tuning_d | mixout | rte | +2.83 |" in section
+            and f"{p_value(adds_ct)} | {p_value(holm_ct)} | 3/3 |" in section)
+    assert ("| tiny_bert | child_tuning_d+mixout | mixout | child_tuning_d | rte | +0.83 |" in section
+            and f"{p_value(adds_mixout)} | {p_value(holm_mixout)} | 2/3 |" in section)
+    assert "mrpc" not in section                         # no records there on either side
+    write(tmp_path / "plain", record("rte", "vanilla", 1, 70.0), record("rte", "mixout", 1, 71.0))
+    aggregate("unit", tmp_path / "plain", experiment_file=path)
+    assert "## What each part" not in (tmp_path / "plain" / "unit" / "table.md").read_text()
+
+
 def test_table_md_lists_missing_runs_and_unknowns(results, spec):
     aggregate("unit", results, experiment_file=spec)
     md = (results / "unit" / "table.md").read_text()

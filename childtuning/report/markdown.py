@@ -38,6 +38,7 @@ def render_markdown(s: Summary) -> str:
     out += md_table(header, rows)
     out += protocol_lines(s)
     out += baseline_lines(s)
+    out += combination_lines(s)
     out += emp_lines(s)
     out += ["", "## Counts per cell", "",
             "train loss: the last epoch's mean training loss, averaged over the cell's runs (how well each "
@@ -88,6 +89,31 @@ def baseline_lines(s: Summary) -> list[str]:
         return out + ["(no method besides the baseline)"]
     return out + md_table(list(spec.rows) + ["task", "Δ mean", "95% CI", "Welch p", "Welch p (Holm)", "paired p",
                                              "paired p (Holm)", "seeds better"], delta_rows)
+
+
+def combination_lines(s: Summary) -> list[str]:
+    """Each combination against the same table without one of its parts (report/combinations.py);
+    nothing when the table has no such pair."""
+    from .combinations import combination_gains
+
+    gains = combination_gains(s)
+    if gains.empty:
+        return []
+    others = [a for a in s.spec.rows if a != "method"]
+    counts = ", ".join(f"{int(np.isfinite(gains[raw]).sum())} {name}" for raw, name in (("p_welch", "Welch"),
+                                                                                       ("p_paired", "paired")))
+    out = ["", "## What each part of a combination adds", "",
+           "Each combination against the row of this table without one of its parts: Δ = mean(combination) − "
+           "mean(without), so a positive Δ is what adding that part gained. Tests as in the section above; Holm "
+           f"here adjusts over this section's comparisons only ({counts} p-values), a family of its own.", ""]
+    body = []
+    for _, g in gains.iterrows():
+        ci = f"[{signed(g['ci_low'])}, {signed(g['ci_high'])}]" if np.isfinite(g["ci_low"]) else NA
+        body.append([str(g[a]) for a in others] + [g["combination"], g["added"], g["without"], g["task"],
+                     signed(g["delta"]), ci, p_value(g["p_welch"]), p_value(g["p_welch_holm"]),
+                     p_value(g["p_paired"]), p_value(g["p_paired_holm"]), g["seeds_better"] or NA])
+    return out + md_table(others + ["combination", "adds", "without", "task", "Δ mean", "95% CI", "Welch p",
+                                    "Welch p (Holm)", "paired p", "paired p (Holm)", "seeds better"], body)
 
 
 def holm_family(s: Summary) -> str:
