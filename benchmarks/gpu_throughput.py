@@ -6,7 +6,8 @@ STS-B training sets, tokenized with a WordPiece vocabulary, max length 128, batc
 runner's seeded order), with the runner's own pieces: packed or padded collation, bf16 autocast,
 the official AdamW (adamw_hf, fused), `childtuning.loop.train_step`, the Fisher pass
 (`childtuning.fisher.fisher_information`) and length-sorted dev evaluation. Per task it reports
-step time packed vs padded, real tokens per second and model-FLOPs utilisation on real tokens
+step time in each packed layout of --layouts (default: rows, block-diagonal mask; varlen_batched,
+one row of real tokens with one attention call per layer) and padded, real tokens per second and model-FLOPs utilisation on real tokens
 (6 x weights x real tokens / time / peak; peak 989e12 = H100/H200 dense bf16), then estimates the
 wall time of Table 1 (480 runs: 4 models x 4 tasks x 3 methods x 10 seeds; 3 epochs on the full
 training sets; one Fisher epoch per Child-Tuning_D run; a dev evaluation per epoch) for one
@@ -127,12 +128,19 @@ def time_eval(model, loader, args, device, regression: bool) -> float:
     return time.perf_counter() - t0
 
 
+def collator(layout: str, tokenizer, regression: bool, multiple_of: int):
+    """The runner's collator for a packed layout (packing.LAYOUTS) or "padded" (dynamic padding)."""
+    if layout == "padded":
+        return data.Collator(tokenizer, regression, multiple_of=multiple_of)
+    return packing.PackedCollator(tokenizer, regression, 128, multiple_of, layout)
+
+
 def worker(args) -> None:
     """One of --jobs processes: train steps on one task, print seconds per step."""
     device = torch.device(args.device)
     tokenizer = tokenizer_for(args)
     feats, cfg = features_for(args.worker_task, tokenizer, args.glue_dir, 128)
-    collate = packing.PackedCollator(tokenizer, cfg.regression, 128, args.multiple_of)
+    collate = collator(args.worker_layout, tokenizer, cfg.regression, args.multiple_of)
     loader = data.BatchLoader(feats["train"], 16, collate, seeding.generator(1, "data"))
     model = build(args, device, cfg)
     step, _, _ = time_steps(model, loader, args, device, args.steps)
@@ -147,16 +155,16 @@ def tokenizer_for(args):
     return tok
 
 
-def concurrent(args, task: str, jobs: int, single_step_s: float) -> dict:
+def concurrent(args, task: str, jobs: int, single_step_s: float, layout: str) -> dict:
     """`jobs` processes training on one GPU at once: their aggregate steps per second, and the
     speed-up over one process (aggregate rate x one process's step time)."""
-    cmd = [sys.executable, __file__, "--worker-task", task, *sys.argv[1:]]
+    cmd = [sys.executable, __file__, "--worker-task", task, "--worker-layout", layout, *sys.argv[1:]]
     t0 = time.perf_counter()
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(jobs)]
     outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
     per_step = [o["step_s"] for o in outs]
     rate = sum(1 / s for s in per_step)
-    return {"task": task, "jobs": jobs, "step_s_each": [round(s, 4) for s in per_step],
+    return {"task": task, "layout": layout, "jobs": jobs, "step_s_each": [round(s, 4) for s in per_step],
             "aggregate_steps_per_s": round(rate, 2), "speedup": round(rate * single_step_s, 2),
             "wall_s": round(time.perf_counter() - t0, 1)}
 
@@ -175,7 +183,11 @@ def main() -> None:
                                                                        "test (several values: one test each)")
     ap.add_argument("--multiple-of", type=int, default=1, help="round batch lengths / packed row widths up to this")
     ap.add_argument("--concurrency-tasks", nargs="+", default=["rte"], help="tasks of the concurrency test")
+    ap.add_argument("--layouts", nargs="+", default=["rows", "varlen_batched"], choices=list(packing.LAYOUTS),
+                    help="packed layouts measured against dynamic padding; the fastest one (summed over the tasks' "
+                         "estimated run time) gives the estimate and runs the concurrency test")
     ap.add_argument("--worker-task", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--worker-layout", default="rows", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.tokenizer is None:
         from childtuning.models import minilm_path
@@ -191,34 +203,39 @@ def main() -> None:
         model, reg = build(args, device, cfg), cfg.regression
         gen = lambda: seeding.generator(1, "data")  # noqa: E731 - the same batches for both layouts
         sides = {}
-        for layout, collate in (("packed", packing.PackedCollator(tokenizer, reg, 128, args.multiple_of)),
-                                ("padded", data.Collator(tokenizer, reg, multiple_of=args.multiple_of))):
-            loader = data.BatchLoader(feats["train"], 16, collate, gen())
+        for layout in [*args.layouts, "padded"]:
+            loader = data.BatchLoader(feats["train"], 16, collator(layout, tokenizer, reg, args.multiple_of), gen())
             step, real, pos = time_steps(model, loader, args, device, args.steps)
             sides[layout] = {"step_s": step, "real_tokens_per_step": real, "positions_per_step": pos,
                              "real_tokens_per_s": real / step, "mfu_real_tokens": 6 * n_params * real / step / PEAK}
-        packed_loader = data.BatchLoader(feats["train"], 16, packing.PackedCollator(tokenizer, reg, 128, args.multiple_of), gen())
+        packed_loader = data.BatchLoader(feats["train"], 16, collator(args.layouts[0], tokenizer, reg, args.multiple_of), gen())
         fisher_s = time_fisher(model, packed_loader, device, min(args.steps, 10))
-        dev_loader = data.BatchLoader(feats["dev"], 64, packing.PackedCollator(tokenizer, reg, 128, args.multiple_of), by_length=True)
+        dev_loader = data.BatchLoader(feats["dev"], 64, collator(args.layouts[0], tokenizer, reg, args.multiple_of), by_length=True)
         dev_s = time_eval(model, dev_loader, args, device, reg)
         del model
         if device.type == "cuda":
             torch.cuda.empty_cache()
         n_train, steps_per_epoch = len(feats["train"]), math.ceil(len(feats["train"]) / 16)
         per_task[task] = {"train_size": n_train, "dev_size": len(feats["dev"]), "fisher_s_per_batch": round(fisher_s, 4),
-                          "dev_eval_s": round(dev_s, 3), "packed_vs_padded_step": round(sides["packed"]["step_s"] / sides["padded"]["step_s"], 3),
+                          "dev_eval_s": round(dev_s, 3),
+                          **{f"{layout}_vs_padded_step": round(sides[layout]["step_s"] / sides["padded"]["step_s"], 3)
+                             for layout in args.layouts},
                           **{f"{k}_{layout}": round(v, 4 if k != "real_tokens_per_s" else 0) for layout in sides for k, v in sides[layout].items()}}
         r = RUNS_PER_TASK
         run_s = {layout: r["epochs"] * (steps_per_epoch * sides[layout]["step_s"] + dev_s) for layout in sides}
         fisher_run_s = steps_per_epoch * fisher_s
         # BERT, RoBERTa, ELECTRA packed; XLNet padded; one Fisher epoch per D run of each model
-        estimate[task] = (r["seeds"] * r["methods"] * (3 * run_s["packed"] + run_s["padded"])
-                          + r["seeds"] * r["models"] * fisher_run_s)
-        print(f"[{task}] packed {sides['packed']['step_s'] * 1e3:.1f} ms/step ({sides['packed']['real_tokens_per_s']:.0f} real tok/s, "
-              f"MFU {sides['packed']['mfu_real_tokens']:.1%}) vs padded {sides['padded']['step_s'] * 1e3:.1f} ms; "
-              f"fisher {fisher_s * 1e3:.1f} ms/batch; dev eval {dev_s:.2f}s", flush=True)
-    total_h = sum(estimate.values()) / 3600
-    conc = [concurrent(args, t, j, per_task[t]["step_s_packed"]) for t in args.concurrency_tasks
+        for layout in args.layouts:
+            estimate.setdefault(layout, {})[task] = (r["seeds"] * r["methods"] * (3 * run_s[layout] + run_s["padded"])
+                                                     + r["seeds"] * r["models"] * fisher_run_s)
+        print(f"[{task}] " + "; ".join(f"{layout} {sides[layout]['step_s'] * 1e3:.1f} ms/step "
+                                       f"({sides[layout]['real_tokens_per_s']:.0f} real tok/s, MFU {sides[layout]['mfu_real_tokens']:.1%})"
+                                       for layout in sides)
+              + f"; fisher {fisher_s * 1e3:.1f} ms/batch; dev eval {dev_s:.2f}s", flush=True)
+    hours = {layout: sum(by_task.values()) / 3600 for layout, by_task in estimate.items()}
+    best_layout = min(hours, key=hours.get)
+    total_h = hours[best_layout]
+    conc = [concurrent(args, t, j, per_task[t][f"step_s_{best_layout}"], best_layout) for t in args.concurrency_tasks
             for j in args.jobs if j > 1]
     for c in conc:
         print(f"[{c['task']}] {c['jobs']} processes: {c['aggregate_steps_per_s']} steps/s, speed-up {c['speedup']}x", flush=True)
@@ -227,11 +244,13 @@ def main() -> None:
     speedup = by_jobs.get(best, 1.0)          # the smallest speed-up over the tasks tried, at the best job count
     result = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu", "torch": torch.__version__,
               "params": n_params, "precision": args.precision, "multiple_of": args.multiple_of, "optimizer": "adamw_hf fused", "steps_timed": args.steps,
+              "layouts": args.layouts, "best_layout": best_layout,
+              "table1_estimate_h_one_process_by_layout": {k: round(v, 2) for k, v in hours.items()},
               "per_task": per_task, "table1_estimate_h_one_process": round(total_h, 2),
               "concurrency": conc, "best_jobs": best, "concurrency_speedup": round(speedup, 2),
               "table1_estimate_h_with_jobs": round(total_h / speedup, 2),
               "table1_estimate_h_by_jobs": {j: round(total_h / s, 2) for j, s in sorted(by_jobs.items())},
-              "estimate_assumes": "RoBERTa/ELECTRA-large at BERT-large's packed rate; XLNet-large at its padded rate; "
+              "estimate_assumes": "RoBERTa/ELECTRA-large at BERT-large's rate in the best packed layout; XLNet-large at its padded rate; "
                                   "Fisher epoch per D run; 3 dev evaluations per run; no model load or tokenisation time"}
     print(json.dumps(result))
 

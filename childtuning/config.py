@@ -142,7 +142,7 @@ class ImplConfig:
     progress_bar: bool = MISSING
     eval_batch_size: int = MISSING
     packing: bool = MISSING
-    packed_layout: str = MISSING    # varlen | rows (childtuning/packing.py)
+    packed_layout: str = MISSING    # varlen | varlen_batched | rows (childtuning/packing.py)
     pad_to_multiple_of: int = MISSING
     fisher_cache: bool = MISSING     # reuse identical Fisher passes (childtuning/fisher_cache.py)
 

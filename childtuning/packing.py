@@ -37,6 +37,19 @@ scaled-dot-product attention on each segment alone. Rows of `row_length` spend c
 row's tail (RTE: 0.58 of the padded positions for 0.53 real tokens); the flat row spends none,
 at the cost of one small attention call per example and layer.
 
+The `varlen_batched` layout is the varlen row plus
+
+    segment_grid       [S, L] long   row position of each segment's tokens, one segment per line,
+                                      padded with -1 to the longest (L)
+
+and runs attention as ONE scaled-dot-product call over the segments gathered into a padded
+[S, heads, L, head_dim] batch with a key mask (`VARLEN_BATCHED_ATTENTION`), then takes the real
+positions back in row order: the linear layers still compute on the real tokens only, attention
+computes on S x L x L positions (a few percent of a step's FLOPs at these lengths), and a layer
+costs one attention call, not one per example, which is what a GPU needs (kernel launches, not
+arithmetic, bound the step there). Same numbers as `varlen` up to float32 summation order; with
+attention dropout on, the dropout draws fall on other shapes, so it is a layout of its own.
+
 An ordinary padded batch (`data.Collator`: input_ids, attention_mask, [token_type_ids], labels)
 goes through the same functions unchanged, so callers use `forward` for both layouts.
 
@@ -236,7 +249,22 @@ def pack_flat(features: list[dict], row_length: int, pad_id: int, pad_type_id: i
     return batch
 
 
-LAYOUTS = {"rows": pack, "varlen": pack_flat}
+def pack_flat_batched(features: list[dict], row_length: int, pad_id: int, pad_type_id: int = 0,
+                      regression: bool = False, multiple_of: int = 1) -> dict[str, torch.Tensor]:
+    """A varlen batch with its `segment_grid` (see the module docstring): attention in one call."""
+    batch = pack_flat(features, row_length, pad_id, pad_type_id, regression, multiple_of)
+    batch["segment_grid"] = segment_grid(batch["cu_seq_lens"])
+    return batch
+
+
+def segment_grid(cu_seq_lens: torch.Tensor) -> torch.Tensor:
+    """[S, L]: line j holds the row positions cu_seq_lens[j] .. cu_seq_lens[j + 1] - 1, then -1."""
+    starts, sizes = cu_seq_lens[:-1], cu_seq_lens[1:] - cu_seq_lens[:-1]
+    offsets = torch.arange(int(sizes.max()), device=cu_seq_lens.device)
+    return torch.where(offsets < sizes[:, None], starts[:, None] + offsets, -1)
+
+
+LAYOUTS = {"rows": pack, "varlen": pack_flat, "varlen_batched": pack_flat_batched}
 
 
 class PackedCollator:
@@ -301,6 +329,8 @@ def take_examples(batch: dict, n: int) -> dict:
         out = {k: batch[k][:, :end] for k in ("input_ids", "token_type_ids", "token_positions", "example_ids")
                if k in batch}
         out.update(first_token_index=batch["first_token_index"][:n], cu_seq_lens=batch["cu_seq_lens"][:n + 1])
+        if "segment_grid" in batch:
+            out["segment_grid"] = segment_grid(out["cu_seq_lens"])
         if "labels" in batch:
             out["labels"] = batch["labels"][:n]
         return out
@@ -335,6 +365,7 @@ def attention_mask(example_ids: torch.Tensor, attention: str, dtype: torch.dtype
 
 
 VARLEN_ATTENTION = "childtuning_varlen"
+VARLEN_BATCHED_ATTENTION = "childtuning_varlen_batched"
 
 
 def varlen_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, segments=None, **kwargs):
@@ -355,7 +386,44 @@ def varlen_attention(module, query, key, value, attention_mask, scaling=None, dr
     return out.transpose(1, 2).contiguous(), None
 
 
+@dataclass
+class SegmentPlan:
+    """Where a `varlen_batched` row's tokens go in the padded [S, L] segment batch and back, built
+    once per forward from the batch (no device synchronisation): `where` [S, L] row positions (pads
+    point at position 0), `real` [S, L] which of them are tokens, `back` [W] each row position's
+    place in the flattened [S * L] batch."""
+    where: torch.Tensor
+    real: torch.Tensor
+    back: torch.Tensor
+
+    @classmethod
+    def of(cls, batch: dict) -> SegmentPlan:
+        grid, bounds = batch["segment_grid"], batch["cu_seq_lens"]
+        positions = torch.arange(batch["input_ids"].shape[1], device=grid.device)
+        segment = torch.searchsorted(bounds[1:], positions, right=True)
+        return cls(where=grid.clamp(min=0), real=grid >= 0,
+                   back=segment * grid.shape[1] + positions - bounds[segment])
+
+
+def varlen_batched_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, segments=None,
+                             **kwargs):
+    """Attention of a one-row `varlen_batched` batch in one call: `segments` is the batch's
+    SegmentPlan; the segments are gathered into [S, heads, L, head_dim], attend under a key mask
+    (each segment to itself only), and each row position reads its output back."""
+    if not isinstance(segments, SegmentPlan) or attention_mask is not None or query.shape[0] != 1:
+        raise InputError(f"{VARLEN_BATCHED_ATTENTION} runs only one-row varlen_batched batches through packing.forward")
+    if segments.back.shape[0] != query.shape[2]:
+        raise InputError(f"the segment plan covers {segments.back.shape[0]} positions, the row has {query.shape[2]}; "
+                         "build the batch with packing.pack_flat_batched")
+    gather = lambda t: t[0][:, segments.where].transpose(0, 1)      # noqa: E731 - [S, heads, L, head_dim]
+    out = scaled_dot_product_attention(gather(query), gather(key), gather(value),
+                                       attn_mask=segments.real[:, None, None, :], dropout_p=dropout, scale=scaling)
+    out = out.transpose(1, 2).flatten(0, 1)[segments.back]          # [W, heads, head_dim], row order
+    return out.unsqueeze(0), None
+
+
 AttentionInterface.register(VARLEN_ATTENTION, varlen_attention)
+AttentionInterface.register(VARLEN_BATCHED_ATTENTION, varlen_batched_attention)
 
 
 @contextmanager
@@ -404,7 +472,10 @@ def forward(model, batch: dict, inputs_embeds: torch.Tensor | None = None) -> Se
     encoder_inputs = dict(input_ids=None if inputs_embeds is not None else batch["input_ids"],
                           inputs_embeds=inputs_embeds, token_type_ids=batch.get("token_type_ids"),
                           position_ids=batch["token_positions"] + arch.position_offset(config))
-    if is_varlen(batch):
+    if "segment_grid" in batch:
+        with _attention_implementation(config, VARLEN_BATCHED_ATTENTION):
+            outputs = getattr(model, arch.base)(**encoder_inputs, segments=SegmentPlan.of(batch))
+    elif is_varlen(batch):
         with _attention_implementation(config, VARLEN_ATTENTION):
             outputs = getattr(model, arch.base)(**encoder_inputs, segments=batch["cu_seq_lens"].tolist())
     else:

@@ -34,7 +34,8 @@ def outcome(resolved: dict) -> dict:
         out["precision"] = resolved["impl"]["precision"]
     if uses_packing(resolved):                      # padded runs (all runs before packing) carry no key
         # rows: the id of the packed runs made before the varlen layout existed
-        out["layout"] = "packed" if resolved["impl"].get("packed_layout", "rows") == "rows" else "varlen"
+        layout = resolved["impl"].get("packed_layout", "rows")
+        out["layout"] = "packed" if layout == "rows" else layout
     if resolved["impl"].get("pad_to_multiple_of", 1) > 1:
         out["pad_to_multiple_of"] = resolved["impl"]["pad_to_multiple_of"]
     if resolved.get("targets"):                     # what the run reports, with each target's label pairs

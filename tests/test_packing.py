@@ -61,7 +61,7 @@ def features(arch, lengths=LENGTHS, num_labels=3, seed=0):
     return out
 
 
-LAYOUTS = list(packing.LAYOUTS)        # rows and varlen: every exactness test runs on both
+LAYOUTS = list(packing.LAYOUTS)        # rows, varlen, varlen_batched: every exactness test runs on each
 
 
 def both_layouts(arch, feats, regression=False, layout="rows"):
@@ -149,6 +149,30 @@ def test_too_long_example_is_an_input_error(layout):
 def test_unknown_layout_is_an_input_error():
     with pytest.raises(InputError, match="rows"):
         packing.PackedCollator(Tokenizer(0), False, ROW, layout="flat")
+
+
+def test_varlen_batched_grid_lists_each_segments_positions_and_survives_take_examples():
+    feats = features("bert", [5, 9, 3])
+    batch = packing.pack_flat_batched(feats, 32, 0, multiple_of=8)         # 17 tokens + a tail of 7
+    assert batch["cu_seq_lens"].tolist() == [0, 5, 14, 17, 24]
+    grid = batch["segment_grid"]
+    assert grid.shape == (4, 9)
+    assert grid[0].tolist() == [0, 1, 2, 3, 4] + [-1] * 4 and grid[1].tolist() == list(range(5, 14))
+    assert grid[3].tolist() == list(range(17, 24)) + [-1] * 2             # the tail attends to itself
+    first_two = packing.take_examples(batch, 2)
+    assert first_two["segment_grid"].tolist() == grid[:2].tolist() and first_two["input_ids"].shape[1] == 14
+    model = tiny_model("bert")
+    model.eval()
+    with torch.no_grad():                                                   # same logits as the full batch's
+        torch.testing.assert_close(packing.forward(model, first_two).logits, packing.forward(model, batch).logits[:2], **TOL)
+    plan = packing.SegmentPlan.of(batch)
+    assert plan.back.tolist() == [9 * s + i for s, n in enumerate([5, 9, 3, 7]) for i in range(n)]
+    with pytest.raises(InputError, match="segment plan covers 24 positions, the row has 10"):
+        packing.varlen_batched_attention(model, torch.zeros(1, 2, 10, 4), torch.zeros(1, 2, 10, 4),
+                                         torch.zeros(1, 2, 10, 4), None, segments=plan)
+    with pytest.raises(InputError, match="one-row varlen_batched"):
+        packing.varlen_batched_attention(model, torch.zeros(1, 2, 24, 4), torch.zeros(1, 2, 24, 4),
+                                         torch.zeros(1, 2, 24, 4), None, segments=grid)
 
 
 def test_varlen_attention_is_the_models_only_during_forward():
@@ -291,7 +315,7 @@ def test_a_short_run_packed_matches_the_padded_run(tmp_path, synthetic_glue, mod
             assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5, abs=1e-6)
         # the Fisher scores agree to rounding, so the child networks match up to weights tied at the threshold
         assert packed["method_stats"]["kept_params"] == pytest.approx(padded["method_stats"]["kept_params"], rel=1e-3)
-    assert len(ids) == 3                                                 # padded, rows and varlen: three runs
+    assert len(ids) == 1 + len(LAYOUTS)                                  # padded and each layout: runs of their own
 
 
 def test_rows_layout_keeps_the_run_ids_made_before_varlen(tmp_path):
