@@ -140,10 +140,28 @@ def build_record(cfg, rid: str, splits: dict, device: torch.device, started: str
     }
 
 
+def link_or_copy(source: str, target: str) -> None:
+    """A hard link of `source` at `target` (no second copy of a saved model); a copy where linking
+    fails (another file system, no link support)."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def fresh_artifacts(folder: Path) -> Path:
+    """`folder`, emptied: files of an earlier attempt (or links to another experiment's) are
+    unlinked, never written through."""
+    shutil.rmtree(folder, ignore_errors=True)
+    return folder
+
+
 def reuse_record(cfg, rid: str, record_path: Path) -> dict | None:
     """A complete record of the same run id made by another experiment under the same results
-    folder, copied into this experiment (with its artifacts) and marked `reused_from`; None if
-    there is none. Same id = same configuration of everything that decides the outcome."""
+    folder, copied into this experiment (its artifacts hard-linked where the file system allows,
+    else copied) and marked `reused_from`; None if there is none. Same id = same configuration of
+    everything that decides the outcome. A run writing artifacts removes its folder first
+    (`fresh_artifacts`), so a rerun never writes through a link into the other experiment's files."""
     for other in sorted(Path(cfg.paths.results).glob(f"*/runs/{rid}.json")):
         record = read_complete(other)
         if other == record_path or record is None:
@@ -153,7 +171,8 @@ def reuse_record(cfg, rid: str, record_path: Path) -> dict | None:
                   "reused_from": {"experiment": source, "run_id": rid, "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}}
         artifacts = other.parent.parent / "artifacts" / rid
         if artifacts.is_dir():
-            shutil.copytree(artifacts, record_path.parent.parent / "artifacts" / rid, dirs_exist_ok=True)
+            shutil.copytree(artifacts, fresh_artifacts(record_path.parent.parent / "artifacts" / rid),
+                            copy_function=link_or_copy)
         record = write_atomic(record_path, record)
         print(f"reuse {rid}: identical run recorded by experiment {source} ({other}); reuse=false reruns it")
         return record
@@ -246,9 +265,10 @@ def run_claimed(cfg, rid: str, record_path: Path, claim: lease.Lease | None, pre
     if claim and claim.lost():
         print(f"{rid}: {claim.lost()}; no record written (the new owner writes it)")
         return None
-    artifacts = method.save_artifacts(out.parent / "artifacts" / rid) if state else {}
+    folder = fresh_artifacts(out.parent / "artifacts" / rid) if state else None
+    artifacts = method.save_artifacts(folder) if state else {}
     if state and cfg.trainer.save_model:          # the final model, for probes (childtuning/probe)
-        artifacts["model"] = saved_models.save(model, tokenizer, out.parent / "artifacts" / rid)
+        artifacts["model"] = saved_models.save(model, tokenizer, folder)
     record = build_record(cfg, rid, splits, device, started, state, error, method, artifacts, target_results)
     try:
         record = write_atomic(record_path, record)

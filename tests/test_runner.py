@@ -285,3 +285,25 @@ def test_a_run_recorded_by_another_experiment_is_reused_not_rerun(tmp_path, synt
     assert json.loads((tmp_path / "second" / "runs" / f"{rid}.json").read_text()) == second
     with pytest.raises(AssertionError, match="must not train"):     # reuse=false trains it again
         train_mod.run(tiny(tmp_path, synthetic_glue, "method=child_tuning_d", "experiment=third", "reuse=false"))
+
+
+def test_reused_artifacts_are_links_that_a_rerun_never_writes_through(tmp_path, synthetic_glue):
+    """The reused saved model is hard-linked, not copied; force=true in the reusing experiment
+    writes new files and leaves the first experiment's byte for byte as they were."""
+    import hashlib
+
+    run = lambda *extra: train_mod.run(tiny(tmp_path, synthetic_glue, "method=child_tuning_d",  # noqa: E731
+                                            "trainer.save_model=true", *extra))
+    first = run("experiment=first")
+    rid = first["run_id"]
+    src, dst = tmp_path / "first" / "artifacts" / rid, tmp_path / "second" / "artifacts" / rid
+    before = {p.relative_to(src): hashlib.sha256(p.read_bytes()).hexdigest() for p in src.rglob("*") if p.is_file()}
+    assert "model/model.safetensors" in {p.as_posix() for p in before}
+    run("experiment=second")
+    for rel in before:
+        assert (dst / rel).stat().st_ino == (src / rel).stat().st_ino          # one file on disk, two names
+    rerun = run("experiment=second", "force=true", "reuse=false")
+    assert rerun["run_id"] == rid and "reused_from" not in rerun
+    for rel, digest in before.items():
+        assert hashlib.sha256((src / rel).read_bytes()).hexdigest() == digest  # the first experiment's files stand
+        assert (dst / rel).stat().st_ino != (src / rel).stat().st_ino          # written anew, not through the link
