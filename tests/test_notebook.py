@@ -13,7 +13,8 @@ from conftest import REAL_GLUE, REPO, has_real_glue, run_notebook, write_synthet
 # every notebook: the committed file carries no outputs, and its first cell names its defaults
 # (the tests that execute each one override them through CHILDTUNING_* variables)
 DEFAULTS = {"inspect_results": 'EXPERIMENT = "demo"', "domain_transfer": 'EXPERIMENT = "domain_transfer_cpu"',
-            "task_transfer": 'EXPERIMENT = "task_transfer_cpu"', "inspect_ablations": 'RESULTS = "results"'}
+            "task_transfer": 'EXPERIMENT = "task_transfer_cpu"', "inspect_ablations": 'RESULTS = "results"',
+            "prior_methods": 'EXPERIMENT = "prior_methods_cpu"'}
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "notebooks").glob("*.ipynb")))
