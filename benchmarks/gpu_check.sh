@@ -3,8 +3,9 @@
 #   1. the CUDA tests of the official AdamW (tests/test_optim.py -k cuda) and the packing
 #      exactness tests on the GPU (tests/test_packing.py, the model-level ones);
 #   2. the runner on CUDA in bf16 with the defaults (packed batches, adamw_hf) for vanilla,
-#      Child-Tuning_F and Child-Tuning_D (tiny RoBERTa, BPE tokenizer trained on the task text,
-#      256 RTE examples, 1 epoch): every run must end with a record, status ok or degenerate;
+#      Child-Tuning_F and Child-Tuning_D, and _D in the varlen_batched layout (tiny RoBERTa, BPE
+#      tokenizer trained on the task text, 256 RTE examples, 1 epoch): every run must end with a
+#      record, status ok or degenerate;
 #   3. benchmarks/gpu_throughput.py: BERT-large-shaped step rates in the packed layouts (rows,
 #      varlen_batched) vs padded, rows rounded to multiples of 8, real tokens/s,
 #      MFU, and Table 1's estimated wall time on one GPU.
@@ -27,12 +28,13 @@ $PY -c "import torch, transformers; print('torch', torch.__version__, 'transform
 if [ -z "${ONLY_THROUGHPUT:-}" ]; then
 echo "== 1. CUDA tests"
 $PY -m pytest -q -p no:cacheprovider tests/test_optim.py -k cuda 2>&1 | tail -2
-$PY -m pytest -q -p no:cacheprovider tests/test_packing.py -k "not short_run" 2>&1 | tail -2
+$PY -m pytest -q -p no:cacheprovider tests/test_packing.py -k "not short_run" -rs 2>&1 | tail -4
 
 echo "== 2. the runner on CUDA, bf16, packed, adamw_hf"
-for method in vanilla child_tuning_f child_tuning_d; do
+for run in "vanilla" "child_tuning_f" "child_tuning_d" "child_tuning_d impl.packed_layout=varlen_batched"; do
+  set -- $run
   $PY -m childtuning.train model=tiny_roberta task=rte task.max_train_samples=256 seed=1 trainer.epochs=1 \
-    method=$method impl.device=cuda impl.precision=bf16 impl.progress_bar=false experiment=gpu_check \
+    method=$1 "${@:2}" impl.device=cuda impl.precision=bf16 impl.progress_bar=false experiment=gpu_check \
     "paths.glue_dir=$GLUE_DIR" "paths.results=$OUT/results" "paths.cache=$OUT/cache" 2>&1 | grep -E "^tiny|rror" || true
 done
 $PY - "$OUT" <<'EOF'
@@ -40,6 +42,7 @@ import glob, json, sys
 recs = [json.load(open(p)) for p in sorted(glob.glob(f"{sys.argv[1]}/results/gpu_check/runs/*.json"))]
 for r in recs:
     print(r["method"], r["device"]["name"], r["device"]["precision"], r["config"]["impl"]["packing"],
+          r["config"]["impl"]["packed_layout"],
           r["config"]["trainer"]["optimizer"], r["status"], round(r["main_metric"]["value"], 2), f'{r["train_seconds"]:.1f}s')
 print("records:", len(recs), "not ok/degenerate:", [r["method"] for r in recs if r["status"] not in ("ok", "degenerate")])
 EOF

@@ -215,6 +215,19 @@ def test_packed_equals_padded_logits_loss_gradients(arch, attention, layout):
     assert_same(a, b)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (benchmarks/gpu_check.sh runs it)")
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_cuda_packed_equals_padded(layout):
+    """The same check on a GPU (its SDPA kernels, masks and gathers), float32, then bf16 autocast
+    with a looser bound (bf16 keeps 8 bits of mantissa)."""
+    model = tiny_model("bert").cuda()
+    packed, padded = (({k: v.cuda() for k, v in b.items()}) for b in both_layouts("bert", features("bert"), layout=layout))
+    assert_same(run(model, packed), run(model, padded))
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        a, b = packing.forward(model, packed).logits.float(), packing.forward(model, padded).logits.float()
+    torch.testing.assert_close(a, b, atol=0.05, rtol=0.05)
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_regression_packed_equals_padded(arch, layout):
