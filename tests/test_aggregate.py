@@ -138,6 +138,24 @@ def test_run_time_per_cell_and_in_total(tmp_path, spec):
     assert "Devices: cpu, 1 thread (2 runs); cpu, 2 threads (1 run)." in md
 
 
+def test_a_resumed_run_counts_its_measured_time_not_its_last_attempts_stamps(tmp_path, spec):
+    """A run resumed from a checkpoint has the start stamp of its last attempt and train_seconds
+    summed over all attempts: it counts at its measured time, and the split stays non-negative."""
+    out = tmp_path / "results"
+    whole, resumed = record("rte", "vanilla", 1, 70.0), record("rte", "vanilla", 2, 71.0)
+    whole.update(started_at="2026-01-01T10:00:00+00:00", finished_at="2026-01-01T10:01:40+00:00",
+                 train_seconds=98.0, prepare_seconds=1.0)
+    resumed.update(started_at="2026-01-01T11:00:00+00:00", finished_at="2026-01-01T11:01:00+00:00",
+                   train_seconds=200.0, prepare_seconds=0.0)
+    write(out, whole, resumed)
+    frame = aggregate("unit", out, experiment_file=spec)
+    assert cell(frame, "rte", "vanilla")["seconds_mean"] == pytest.approx((100 + 200) / 2)
+    md = (out / "unit" / "table.md").read_text()
+    assert "1 record(s) resumed from a checkpoint (tiny_bert.rte.vanilla.s2.0000000000)" in md
+    assert "summed over 2 of 2 record(s): 300 s" in md
+    assert "everything else (imports, loading data and weights, tokenising, writing) 0.3%" in md
+
+
 def test_child_network_section_averages_kept_fraction_per_layer(tmp_path, spec):
     out = tmp_path / "results"
     runs = [record("rte", "child_tuning_d", seed, 70.0) for seed in (1, 2)]

@@ -189,7 +189,17 @@ def compute_lines(records: pd.DataFrame) -> list[str]:
             f"First run started {first}, last finished {last} "
             "(the span includes any pause between sweeps; runs that ran side by side overlap in the sum).",
             "Devices: " + "; ".join(f"{d} ({n} run{'s' if n != 1 else ''})" for d, n in devices) + "."] + \
-        split_lines(timed)
+        resumed_lines(timed) + split_lines(timed)
+
+
+def resumed_lines(timed: pd.DataFrame) -> list[str]:
+    """Say which runs were resumed from a checkpoint and how their time is counted."""
+    resumed = timed[timed["resumed"].fillna(False).astype(bool)] if "resumed" in timed else timed.iloc[0:0]
+    if resumed.empty:
+        return []
+    return [f"{len(resumed)} record(s) resumed from a checkpoint ({', '.join(resumed['run_id'])}): their time stamps "
+            "cover the last attempt only, so each counts its measured training, preparation and target time "
+            "(summed over its attempts; loading and writing of the earlier attempts are not known)."]
 
 
 def split_lines(timed: pd.DataFrame) -> list[str]:

@@ -14,7 +14,10 @@ from .text import UNKNOWN
 
 RECORD_COLUMNS = ["run_id", "file", "model", "task", "method", "seed", "status", "reason", "metric", "value",
                   "history", "method_stats", "train_loss", "seconds", "device", "started_at", "finished_at",
-                  "targets", "target_seconds", "train_seconds", "prepare_seconds"]
+                  "targets", "target_seconds", "train_seconds", "prepare_seconds", "resumed"]
+# Time stamps have whole seconds: a run is taken as resumed only when its measured parts exceed
+# its stamps by more than this.
+STAMP_SLACK_S = 1.5
 
 
 def score(value) -> float:
@@ -77,6 +80,12 @@ def parse(path: Path, metric: str, extra: list[str]) -> dict:
     last = row["history"][-1] if row["history"] and isinstance(row["history"][-1], dict) else {}
     row["train_loss"] = score(last.get("train_loss"))
     row["seconds"] = (finished - started).total_seconds() if started and finished else math.nan
+    # A run resumed from a checkpoint keeps the start time of its last attempt, while its measured
+    # training and preparation add up over all attempts: count it at those (a lower bound).
+    measured = sum(v for v in (row["train_seconds"], row["prepare_seconds"], row["target_seconds"]) if math.isfinite(v))
+    row["resumed"] = bool(math.isfinite(row["seconds"]) and measured > row["seconds"] + STAMP_SLACK_S)
+    if row["resumed"]:
+        row["seconds"] = measured
     row.update({axis: axis_value(axis, config_value(record, axis)) for axis in extra})
     return row
 
