@@ -335,12 +335,14 @@ def r3f_pipeline(arch, tmp_path, glue, *extra):
     return cfg, next(iter(loader)), train_mod.init_model(cfg, tokenizer, torch.device("cpu")), train_mod.build_method(cfg)
 
 
-@pytest.mark.parametrize("packed", [False, True], ids=["padded", "packed"])
+@pytest.mark.parametrize("layout", ["padded", "varlen", "varlen_batched", "rows"])
 @pytest.mark.parametrize("arch", ARCHS)
-def test_r3f_kl_is_zero_without_noise_in_eval_mode(arch, packed, tmp_path, synthetic_glue):
+def test_r3f_kl_is_zero_without_noise_in_eval_mode(arch, layout, tmp_path, synthetic_glue):
     from childtuning import packing
+    packed = layout != "padded"
     _, b, model, method = r3f_pipeline(arch, tmp_path, synthetic_glue, "method.eps=0.0",
-                                       f"impl.packing={str(packed).lower()}")
+                                       f"impl.packing={str(packed).lower()}",
+                                       *([f"impl.packed_layout={layout}"] if packed else []))
     if packing.is_packed(b):
         assert packed and arch != "xlnet"                                # XLNet always pads
     else:
