@@ -136,6 +136,13 @@ def read_protocol(experiment: str) -> dict:
     return OmegaConf.to_container(block, resolve=True)
 
 
+def check_stand_in(where: str, stand_in: dict, per: list[str]) -> None:
+    """Refuse stand-ins on an axis the choices are not made per."""
+    if set(stand_in) - set(per):
+        raise InputError(f"{where}: protocol.stand_in names axes {sorted(set(stand_in) - set(per))}, but choices "
+                         f"are made per {per}: a stand-in replaces a value of one of those")
+
+
 def check_protocol(where: str, block: dict) -> dict:
     """The block (of the experiment file `where`) with defaults filled in, its rule checked."""
     stand_in = block.get("stand_in") or {}
@@ -151,9 +158,7 @@ def check_protocol(where: str, block: dict) -> dict:
     if block["rule"] not in RULES:
         raise InputError(f"{where}: protocol.rule={block['rule']!r}; known rules: {sorted(RULES)}")
     per = [str(a) for a in block.get("per") or ["model", "method"]]
-    if set(extra.get("stand_in", {})) - set(per):
-        raise InputError(f"{where}: protocol.stand_in names axes {sorted(set(stand_in) - set(per))}, but choices "
-                         f"are made per {per}: a stand-in replaces a value of one of those")
+    check_stand_in(where, extra.get("stand_in", {}), per)
     return {"search": str(block["search"]), "select": [str(k) for k in block["select"]],
             "per": per, "rule": str(block["rule"]), **extra}
 

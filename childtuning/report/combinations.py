@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from .stats import HOLM_COLUMNS, cell_groups, compare, holm
+from .stats import add_holm, cell_groups, compare
 from .summary import Summary
 
 COLUMNS = ["combination", "added", "without", "task", "delta", "ci_low", "ci_high", "p_welch", "p_welch_holm",
@@ -58,7 +58,4 @@ def combination_gains(s: Summary) -> pd.DataFrame:
                 compare(out, sub, base)
                 out["delta"] = out.pop("delta_vs_baseline")
                 rows.append(out)
-    frame = pd.DataFrame(rows, columns=others + COLUMNS)
-    for raw, adjusted in HOLM_COLUMNS.items():
-        frame[adjusted] = holm(frame[raw].astype("float64")) if len(frame) else frame[raw]
-    return frame
+    return add_holm(pd.DataFrame(rows, columns=others + COLUMNS))

@@ -14,7 +14,7 @@ import pandas as pd
 from ..errors import InputError
 from .markdown import compute_lines
 from .registry import TableKind, register
-from .stats import (BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, HOLM_COLUMNS, compare, finite, holm, missing_runs, outside_grid,
+from .stats import (BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, add_holm, compare, finite, missing_runs, outside_grid,
                     status_counts)
 from .text import NA, md_table, num, p_value, signed
 
@@ -89,9 +89,7 @@ class TransferTable(TableKind):
                         if spec.baseline is not None and method != spec.baseline and base is not None:
                             compare(row, sub, base)
                         cells.append(row)
-        frame = pd.DataFrame(cells, columns=KEY + STATS)
-        for raw, adjusted in HOLM_COLUMNS.items():      # one family per test: every comparison in the table
-            frame[adjusted] = holm(frame[raw].astype("float64")) if len(frame) else frame[raw]
+        frame = add_holm(pd.DataFrame(cells, columns=KEY + STATS))
         return TransferSummary(spec, records, long, frame, missing_runs(records, spec), outside_grid(records, spec),
                                skipped)
 

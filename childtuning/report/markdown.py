@@ -68,7 +68,7 @@ def baseline_lines(s: Summary) -> list[str]:
             "has < 2 scores. Paired p: paired t-test over the seeds scored under both methods (a seed has the "
             "same data order and head initialisation under every method); seeds better: on how many of those "
             "seeds the method scored higher. Holm: each p adjusted by Holm's step-down method over all the "
-            f"comparisons of this table that have one ({holm_family(s)}), so that a reader may reject where the "
+            f"comparisons of this table that have one ({holm_family(s.cells)}), so that a reader may reject where the "
             "adjusted p is below α and keep the chance of any false rejection in the table at most α. "
             "Avg: difference of the task averages."
             + ("" if spec.baseline_axis == "method" else f" Here the baseline is a value of {spec.baseline_axis}, "
@@ -100,12 +100,10 @@ def combination_lines(s: Summary) -> list[str]:
     if gains.empty:
         return []
     others = [a for a in s.spec.rows if a != "method"]
-    counts = ", ".join(f"{int(np.isfinite(gains[raw]).sum())} {name}" for raw, name in (("p_welch", "Welch"),
-                                                                                       ("p_paired", "paired")))
     out = ["", "## What each part of a combination adds", "",
            "Each combination against the row of this table without one of its parts: Δ = mean(combination) − "
            "mean(without), so a positive Δ is what adding that part gained. Tests as in the section above; Holm "
-           f"here adjusts over this section's comparisons only ({counts} p-values), a family of its own.", ""]
+           f"here adjusts over this section's comparisons only ({holm_family(gains)}), a family of its own.", ""]
     body = []
     for _, g in gains.iterrows():
         ci = f"[{signed(g['ci_low'])}, {signed(g['ci_high'])}]" if np.isfinite(g["ci_low"]) else NA
@@ -116,9 +114,9 @@ def combination_lines(s: Summary) -> list[str]:
                                     "Welch p (Holm)", "paired p", "paired p (Holm)", "seeds better"], body)
 
 
-def holm_family(s: Summary) -> str:
-    """How many comparisons each Holm adjustment covered, e.g. "8 Welch, 8 paired"."""
-    counts = [f"{int(np.isfinite(s.cells[raw]).sum())} {name}" for raw, name in (("p_welch", "Welch"), ("p_paired", "paired"))]
+def holm_family(comparisons: pd.DataFrame) -> str:
+    """How many comparisons each Holm adjustment covered, e.g. "8 Welch, 8 paired p-values"."""
+    counts = [f"{int(np.isfinite(comparisons[raw]).sum())} {name}" for raw, name in (("p_welch", "Welch"), ("p_paired", "paired"))]
     return ", ".join(counts) + " p-values"
 
 

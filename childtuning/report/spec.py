@@ -63,7 +63,7 @@ def protocol_of(block, where: str) -> dict | None:
     with its own stand-ins (`stand_in`) if it declares any."""
     if block is None:
         return None
-    from ..protocol import check_protocol, read_protocol
+    from ..protocol import check_protocol, check_stand_in, read_protocol
 
     proto = check_protocol(where, OmegaConf.to_container(block, resolve=True))
     if "selection_from" in proto:
@@ -75,9 +75,7 @@ def protocol_of(block, where: str) -> dict | None:
         own = proto.get("stand_in")
         proto = {**{k: v for k, v in borrowed.items() if k != "stand_in"}, "selection_from": source}
         if own:
-            if set(own) - set(proto["per"]):
-                raise InputError(f"{where}: protocol.stand_in names axes {sorted(set(own) - set(proto['per']))}, "
-                                 f"but {source} chooses per {proto['per']}: a stand-in replaces a value of one of those")
+            check_stand_in(where, own, proto["per"])
             proto["stand_in"] = own
     return proto
 

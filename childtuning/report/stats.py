@@ -72,6 +72,14 @@ def holm(pvalues) -> np.ndarray:
     return out
 
 
+def add_holm(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with each raw p-value column's Holm-adjusted column (HOLM_COLUMNS), one family per
+    test: every comparison in the frame."""
+    for raw, adjusted in HOLM_COLUMNS.items():
+        frame[adjusted] = holm(frame[raw].astype("float64")) if len(frame) else frame[raw]
+    return frame
+
+
 def bootstrap_ci(a, b, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED,
                  level: float = 0.95) -> tuple[float, float]:
     """Percentile bootstrap CI of mean(a) - mean(b), each group resampled with replacement.
@@ -172,9 +180,7 @@ def cell_table(records: pd.DataFrame, spec) -> pd.DataFrame:
         if spec.baseline is not None and named[spec.baseline_axis] != spec.baseline:
             compare(row, sub, groups.get(k[:base_at] + (spec.baseline,) + k[base_at + 1:], empty))
         rows.append(row)
-    frame = pd.DataFrame(rows, columns=key + CSV_STATS)
-    for raw, adjusted in HOLM_COLUMNS.items():      # one family per test: every comparison in this table
-        frame[adjusted] = holm(frame[raw].astype("float64")) if len(frame) else frame[raw]
+    frame = add_holm(pd.DataFrame(rows, columns=key + CSV_STATS))
     return frame.astype({c: "float64" for c in FLOAT_STATS})
 
 

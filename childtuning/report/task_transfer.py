@@ -27,7 +27,7 @@ from ..probe.records import PRETRAINED
 from .grid import CONF_DIR, composer
 from .probes import load_probes
 from .registry import TableKind, register
-from .stats import HOLM_COLUMNS, bootstrap_ci, finite, holm, paired, status_counts, welch_p
+from .stats import add_holm, bootstrap_ci, finite, paired, status_counts, welch_p
 
 CSV_COLUMNS = ["model", "method", "target", "metric", "mean", "std", "spread", "n_sources", "n_sources_scored",
                "n_probes", "n_scored", "n_ok", "n_failed", "failed_by_status", "delta_vs_baseline", "p_welch",
@@ -223,9 +223,7 @@ class TaskTransferTable(TableKind):
         rows = row_order(spec, probes, plan)
         per_source = per_source_scores(probes)
         source_cells = compute_source_cells(records, rows, str(spec.expected["task"][0]))
-        cells = pd.DataFrame(compute_cells(spec, probes, per_source, rows, targets))
-        for raw, adjusted in HOLM_COLUMNS.items():      # one family per test: every comparison in the table
-            cells[adjusted] = holm(cells[raw].astype("float64")) if len(cells) else math.nan
+        cells = add_holm(pd.DataFrame(compute_cells(spec, probes, per_source, rows, targets)))
         cells = cells.merge(source_cells.drop(columns="source_failed_by_status"), on=["model", "method"], how="left")
         cells = cells[CSV_COLUMNS].astype({c: "float64" for c in FLOATS})
         missing, missing_sources, outside, duplicates = gaps(spec, probes, records, plan)
