@@ -135,3 +135,4 @@ bench: $(SETUP)  ## the CPU benchmarks the README quotes (about 50 min on 2 quie
 	$(PY) benchmarks/packing.py
 	$(PY) benchmarks/optimizer_step.py
 	$(PY) benchmarks/method_overhead.py
+	$(PY) benchmarks/pretrained_load.py --threads 1
