@@ -189,6 +189,31 @@ def test_difference_to_baseline_matches_scipy(results, spec):
         assert math.isnan(cell(frame, "mrpc", "child_tuning_d")[column])  # no scores on one side
 
 
+def test_the_average_row_is_tested_on_each_seeds_average_over_the_tasks(tmp_path, spec):
+    """Avg: Welch, bootstrap CI and paired t-test over each seed's average over the tasks, seeds
+    scored on every task only (a seed that lacks a task drops out), outside the Holm family."""
+    from childtuning.report.text import p_value, signed
+
+    van = {"rte": [60.0, 70.0, 80.0, 65.0], "mrpc": [80.0, 84.0, 82.0, 81.0]}
+    ct = {"rte": [66.0, 71.0, 86.0, 70.0], "mrpc": [81.0, 85.0, 84.0, None]}     # seed 4: mrpc diverged
+    out = tmp_path / "results"
+    write(out, *(record(t, "vanilla", seed, v) for t, values in van.items() for seed, v in enumerate(values, 1)),
+          *(record(t, "child_tuning_d", seed, v, "ok" if v is not None else "diverged")
+            for t, values in ct.items() for seed, v in enumerate(values, 1)))
+    aggregate("unit", out, experiment_file=spec)
+    md = (out / "unit" / "table.md").read_text()
+    avg_van = [(r + m) / 2 for r, m in zip(van["rte"], van["mrpc"])]
+    avg_ct = [(r + m) / 2 for r, m in zip(ct["rte"][:3], ct["mrpc"][:3])]
+    welch = stats.ttest_ind(avg_ct, avg_van, equal_var=False).pvalue
+    pair = stats.ttest_rel(avg_ct, avg_van[:3]).pvalue
+    low, high = bootstrap_ci(avg_ct, avg_van)
+    delta = (sum(ct["rte"]) / 4 + sum(ct["mrpc"][:3]) / 3) / 2 - sum(avg_van) / 4   # Δ: of the task averages, all runs
+    row = (f"| tiny_bert | child_tuning_d | Avg | {signed(delta)} | [{signed(low)}, {signed(high)}] | {p_value(welch)} | "
+           f"– | {p_value(pair)} | – | 3/3 |")
+    assert row in md, md
+    assert "are not in the Holm family" in md
+
+
 def test_combinations_are_compared_with_each_part_they_add_to(tmp_path):
     """A table with `a+b`, `a` and `b` rows gets a section comparing a+b with b (what a adds) and
     with a (what b adds), seed-paired, with a Holm family of its own; a table without

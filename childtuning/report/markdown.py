@@ -9,7 +9,7 @@ import pandas as pd
 
 from .emp import emp_lines
 from .records import timestamp
-from .stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, cell_groups
+from .stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, cell_groups, compare_averages
 from .summary import Summary
 from .text import NA, UNKNOWN, cell_text, md_table, num, p_value, paper_text, signed
 from .tuning import protocol_lines
@@ -70,7 +70,9 @@ def baseline_lines(s: Summary) -> list[str]:
             "seeds the method scored higher. Holm: each p adjusted by Holm's step-down method over all the "
             f"comparisons of this table that have one ({holm_family(s.cells)}), so that a reader may reject where the "
             "adjusted p is below α and keep the chance of any false rejection in the table at most α. "
-            "Avg: difference of the task averages."
+            "Avg: difference of the task averages; its CI and tests take each seed's average over the tasks as "
+            "one score (seeds scored on every task), and are not in the Holm family (they summarise the "
+            "table's per-task comparisons rather than add one)."
             + ("" if spec.baseline_axis == "method" else f" Here the baseline is a value of {spec.baseline_axis}, "
                f"and each row is compared with the row that differs from it only there."), ""]
     delta_rows = []
@@ -84,7 +86,11 @@ def baseline_lines(s: Summary) -> list[str]:
                 delta_rows.append(list(row) + [task, signed(c["delta_vs_baseline"]), ci, p_value(c["p_welch"]),
                                                p_value(c["p_welch_holm"]), p_value(c["p_paired"]),
                                                p_value(c["p_paired_holm"]), c["seeds_better"] or NA])
-        delta_rows.append(list(row) + ["Avg", signed(s.avg(row) - s.avg(s.baseline_row(row))), NA, NA, NA, NA, NA, NA])
+        avg = compare_averages(s.runs(row), s.runs(s.baseline_row(row)), s.tasks)
+        ci = f"[{signed(avg['ci_low'])}, {signed(avg['ci_high'])}]" if np.isfinite(avg["ci_low"]) else NA
+        delta_rows.append(list(row) + ["Avg", signed(s.avg(row) - s.avg(s.baseline_row(row))), ci,
+                                       p_value(avg["p_welch"]), NA, p_value(avg["p_paired"]), NA,
+                                       avg["seeds_better"] or NA])
     if not delta_rows:
         return out + ["(no method besides the baseline)"]
     return out + md_table(list(spec.rows) + ["task", "Δ mean", "95% CI", "Welch p", "Welch p (Holm)", "paired p",

@@ -152,6 +152,25 @@ def compare(row: dict, sub: pd.DataFrame, base_runs: pd.DataFrame) -> None:
                                                       base_runs.set_index("seed")["value"])
 
 
+def seed_averages(runs: pd.DataFrame, tasks: list) -> pd.Series:
+    """Each seed's score averaged over `tasks` (index: seed), for the seeds scored on every task;
+    empty when a task has two records of one seed (the seeds would not say which run to take)."""
+    if runs.duplicated(["task", "seed"]).any():
+        return pd.Series(dtype=float)
+    wide = runs.pivot(index="seed", columns="task", values="value").reindex(columns=list(tasks)).astype(float)
+    return wide[np.isfinite(wide.to_numpy()).all(axis=1)].mean(axis=1)
+
+
+def compare_averages(row_runs: pd.DataFrame, base_runs: pd.DataFrame, tasks: list) -> dict:
+    """Tests of a row's task average against the baseline row's: each seed's average over the tasks
+    is one score (seed_averages), then Welch p, bootstrap CI, paired p and seeds better as for a cell."""
+    got, base = seed_averages(row_runs, tasks), seed_averages(base_runs, tasks)
+    p_paired, better = paired(got, base)
+    low, high = bootstrap_ci(got, base)
+    return {"p_welch": welch_p(got, base), "ci_low": low, "ci_high": high, "p_paired": p_paired,
+            "seeds_better": better if better != NA else ""}
+
+
 def cell_table(records: pd.DataFrame, spec) -> pd.DataFrame:
     """One row per cell (model x task x method [x extra axes]): the expected grid plus any cell
     that has records, in the grid's order."""

@@ -57,6 +57,13 @@ class Summary:
         means = [self.cell(row, t)["mean"] if self.cell(row, t) is not None else math.nan for t in self.tasks]
         return float(np.mean(means)) if means and np.all(np.isfinite(means)) else math.nan
 
+    def runs(self, row: tuple) -> pd.DataFrame:
+        """The records of a table row, over every task."""
+        match = np.ones(len(self.records), dtype=bool)
+        for axis, value in self.named(row).items():
+            match &= (self.records[axis] == value).to_numpy()
+        return self.records[match]
+
     def paper(self, row: tuple, task: str) -> float:
         named = self.named(row)
         return paper_value(self.spec.paper_values, named["model"], named["method"], task)
