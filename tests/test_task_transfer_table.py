@@ -68,6 +68,23 @@ def test_difference_to_vanilla_uses_the_report_statistics(results):
     assert math.isnan(cell(frame, "vanilla", "stsb")["delta_vs_baseline"])
 
 
+def test_the_average_row_is_tested_per_source_seed(results):
+    """Avg: each source seed's average over the targets (its per-source scores) is one score."""
+    from childtuning.report.text import p_value, signed
+
+    aggregate(EXP, results)
+    md = (results / EXP / "table.md").read_text()
+    seed_avg = {m: np.mean([per_source(m, t) for t in ("mrpc", "stsb")], axis=0) for m in ("vanilla", "child_tuning_d")}
+    ct, base = seed_avg["child_tuning_d"], seed_avg["vanilla"]
+    low, high = bootstrap_ci(ct, base)
+    row = (f"| tiny_bert | child_tuning_d | Avg | {signed(ct.mean() - base.mean())} | [{signed(low)}, {signed(high)}] | "
+           f"{p_value(stats.ttest_ind(ct, base, equal_var=False).pvalue)} | – | "
+           f"{p_value(stats.ttest_rel(ct, base).pvalue)} | – | {int((ct > base).sum())}/2 |")
+    assert row in md, md
+    ref = next(line for line in md.splitlines() if line.startswith("| tiny_bert | pretrained | Avg |"))
+    assert ref.endswith("|" + " – |" * 6)               # one encoder: the difference only, no tests
+
+
 def test_source_score_sits_beside_the_transfer_scores(results):
     frame = aggregate(EXP, results)
     c = cell(frame, "child_tuning_d", "mrpc")

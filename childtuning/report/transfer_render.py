@@ -11,7 +11,7 @@ from ..probe.records import PRETRAINED
 from .latex import tex
 from .markdown import compute_lines
 from .plots import STATUS_COLORS, filename
-from .stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
+from .stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, compare_averages
 from .text import NA, md_table, num, p_value, signed
 
 
@@ -70,7 +70,9 @@ def delta_lines(s) -> list[str]:
             "paired p: paired t-test over the source seeds probed under both methods; seeds better: on how many of "
             f"them the row scored higher. p and CI are unknown with < 2 scores a side. Row {PRETRAINED}: the difference "
             "only (its spread is over head seeds, not comparable with source seeds). Holm: each p adjusted by Holm's "
-            "step-down method over all the comparisons of this table. Avg: difference of the averages.", ""]
+            "step-down method over all the comparisons of this table. Avg: difference of the averages; its CI and "
+            "tests take each source seed's average over the targets as one score (seeds scored on every target), "
+            "outside the Holm family.", ""]
     rows = []
     for row in s.rows:
         if row[1] == base:
@@ -81,11 +83,23 @@ def delta_lines(s) -> list[str]:
                 ci = f"[{signed(c['ci_low'])}, {signed(c['ci_high'])}]" if np.isfinite(c["ci_low"]) else NA
                 rows.append([*row, t, signed(c["delta_vs_baseline"]), ci, p_value(c["p_welch"]), p_value(c["p_welch_holm"]),
                              p_value(c["p_paired"]), p_value(c["p_paired_holm"]), c["seeds_better"] or NA])
-        rows.append([*row, "Avg", signed(s.avg(row) - s.avg((row[0], base))), NA, NA, NA, NA, NA, NA])
+        rows.append([*row, "Avg", signed(s.avg(row) - s.avg((row[0], base))), *average_tests(s, row, base)])
     if not rows:
         return out + ["(no row besides the baseline)"]
     return out + md_table(["model", "method", "target", "Δ mean", "95% CI", "Welch p", "Welch p (Holm)", "paired p",
                            "paired p (Holm)", "seeds better"], rows)
+
+
+def average_tests(s, row: tuple, base: str) -> list[str]:
+    """CI, Welch p, Holm (none), paired p, Holm (none) and seeds better of a row's average over the
+    targets against the baseline's, per source seed (report/stats.py compare_averages)."""
+    if row[1] == PRETRAINED:
+        return [NA] * 6
+    src = s.per_source                   # column task: the target
+    of = lambda method: src[(src["model"] == row[0]) & (src["method"] == method)]  # noqa: E731
+    avg = compare_averages(of(row[1]), of(base), s.targets)
+    ci = f"[{signed(avg['ci_low'])}, {signed(avg['ci_high'])}]" if np.isfinite(avg["ci_low"]) else NA
+    return [ci, p_value(avg["p_welch"]), NA, p_value(avg["p_paired"]), NA, avg["seeds_better"] or NA]
 
 
 def per_source_lines(s) -> list[str]:
