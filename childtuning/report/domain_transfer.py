@@ -16,7 +16,7 @@ from .markdown import compute_lines
 from .registry import TableKind, register
 from .stats import (BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, add_holm, compare, finite, missing_runs, outside_grid,
                     status_counts)
-from .text import NA, md_table, num, p_value, signed
+from .text import NA, md_table, num, signed, test_cells
 
 IN_DOMAIN = "in-domain (dev)"
 KEY = ["model", "task", "method", "target"]
@@ -126,10 +126,7 @@ def render_markdown(s: TransferSummary) -> str:
         out += ["", f"Δ to {spec.baseline} (p: Welch; paired: over seeds, which share data order and head init; Holm: "
                 "each p adjusted by Holm's step-down method over all the table's comparisons, every source task's; CI: "
                 f"bootstrap 95%, {BOOTSTRAP_RESAMPLES:,} resamples, seed {BOOTSTRAP_SEED}):", ""]
-        deltas = [[c["method"], c["target"], signed(c["delta_vs_baseline"]),
-                   f"[{signed(c['ci_low'])}, {signed(c['ci_high'])}]" if np.isfinite(c["ci_low"]) else NA,
-                   p_value(c["p_welch"]), p_value(c["p_welch_holm"]), p_value(c["p_paired"]),
-                   p_value(c["p_paired_holm"]), c["seeds_better"] or NA]
+        deltas = [[c["method"], c["target"], signed(c["delta_vs_baseline"]), *test_cells(c)]
                   for c in block.to_dict("records") if c["method"] != spec.baseline]
         out += md_table(["method", "target", "Δ mean", "95% CI", "Welch p", "Welch p (Holm)", "paired p",
                          "paired p (Holm)", "seeds better"], deltas) \

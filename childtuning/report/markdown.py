@@ -11,7 +11,7 @@ from .emp import emp_lines
 from .records import timestamp
 from .stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, cell_groups, compare_averages
 from .summary import Summary
-from .text import NA, UNKNOWN, cell_text, md_table, num, p_value, paper_text, signed
+from .text import NA, UNKNOWN, cell_text, md_table, num, paper_text, signed, test_cells
 from .tuning import protocol_lines
 
 
@@ -82,15 +82,9 @@ def baseline_lines(s: Summary) -> list[str]:
         for task in s.tasks:
             c = s.cell(row, task)
             if c is not None:
-                ci = f"[{signed(c['ci_low'])}, {signed(c['ci_high'])}]" if np.isfinite(c["ci_low"]) else NA
-                delta_rows.append(list(row) + [task, signed(c["delta_vs_baseline"]), ci, p_value(c["p_welch"]),
-                                               p_value(c["p_welch_holm"]), p_value(c["p_paired"]),
-                                               p_value(c["p_paired_holm"]), c["seeds_better"] or NA])
+                delta_rows.append(list(row) + [task, signed(c["delta_vs_baseline"]), *test_cells(c)])
         avg = compare_averages(s.runs(row), s.runs(s.baseline_row(row)), s.tasks)
-        ci = f"[{signed(avg['ci_low'])}, {signed(avg['ci_high'])}]" if np.isfinite(avg["ci_low"]) else NA
-        delta_rows.append(list(row) + ["Avg", signed(s.avg(row) - s.avg(s.baseline_row(row))), ci,
-                                       p_value(avg["p_welch"]), NA, p_value(avg["p_paired"]), NA,
-                                       avg["seeds_better"] or NA])
+        delta_rows.append(list(row) + ["Avg", signed(s.avg(row) - s.avg(s.baseline_row(row))), *test_cells(avg)])
     if not delta_rows:
         return out + ["(no method besides the baseline)"]
     return out + md_table(list(spec.rows) + ["task", "Δ mean", "95% CI", "Welch p", "Welch p (Holm)", "paired p",
@@ -112,10 +106,8 @@ def combination_lines(s: Summary) -> list[str]:
            f"here adjusts over this section's comparisons only ({holm_family(gains)}), a family of its own.", ""]
     body = []
     for _, g in gains.iterrows():
-        ci = f"[{signed(g['ci_low'])}, {signed(g['ci_high'])}]" if np.isfinite(g["ci_low"]) else NA
         body.append([str(g[a]) for a in others] + [g["combination"], g["added"], g["without"], g["task"],
-                     signed(g["delta"]), ci, p_value(g["p_welch"]), p_value(g["p_welch_holm"]),
-                     p_value(g["p_paired"]), p_value(g["p_paired_holm"]), g["seeds_better"] or NA])
+                     signed(g["delta"]), *test_cells(g)])
     return out + md_table(others + ["combination", "adds", "without", "task", "Δ mean", "95% CI", "Welch p",
                                     "Welch p (Holm)", "paired p", "paired p (Holm)", "seeds better"], body)
 

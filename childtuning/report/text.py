@@ -19,6 +19,18 @@ def p_value(x: float) -> str:
     return NA if not np.isfinite(x) else f"{x:.3g}"
 
 
+def ci_text(c) -> str:
+    """A comparison's bootstrap CI (its `ci_low`, `ci_high`) as "[low, high]"."""
+    return f"[{signed(c['ci_low'])}, {signed(c['ci_high'])}]" if np.isfinite(c["ci_low"]) else NA
+
+
+def test_cells(c) -> list[str]:
+    """A comparison's CI, Welch p, its Holm adjustment, paired p, its Holm adjustment and seeds
+    better, as table cells; a comparison outside the Holm family (no `*_holm`) shows NA there."""
+    return [ci_text(c), p_value(c["p_welch"]), p_value(c.get("p_welch_holm", np.nan)), p_value(c["p_paired"]),
+            p_value(c.get("p_paired_holm", np.nan)), c["seeds_better"] or NA]
+
+
 def cell_text(c) -> str:
     """`mean ± std (n_ok/n)` of a cell row; NA for a cell that does not exist."""
     if c is None:

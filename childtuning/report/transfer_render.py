@@ -12,7 +12,7 @@ from .latex import tex
 from .markdown import compute_lines
 from .plots import STATUS_COLORS, filename
 from .stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, compare_averages
-from .text import NA, md_table, num, p_value, signed
+from .text import NA, md_table, num, signed, test_cells
 
 
 def cell_text(c) -> str:
@@ -80,9 +80,7 @@ def delta_lines(s) -> list[str]:
         for t in s.targets:
             c = s.cell(row, t)
             if c is not None:
-                ci = f"[{signed(c['ci_low'])}, {signed(c['ci_high'])}]" if np.isfinite(c["ci_low"]) else NA
-                rows.append([*row, t, signed(c["delta_vs_baseline"]), ci, p_value(c["p_welch"]), p_value(c["p_welch_holm"]),
-                             p_value(c["p_paired"]), p_value(c["p_paired_holm"]), c["seeds_better"] or NA])
+                rows.append([*row, t, signed(c["delta_vs_baseline"]), *test_cells(c)])
         rows.append([*row, "Avg", signed(s.avg(row) - s.avg((row[0], base))), *average_tests(s, row, base)])
     if not rows:
         return out + ["(no row besides the baseline)"]
@@ -97,9 +95,7 @@ def average_tests(s, row: tuple, base: str) -> list[str]:
         return [NA] * 6
     src = s.per_source                   # column task: the target
     of = lambda method: src[(src["model"] == row[0]) & (src["method"] == method)]  # noqa: E731
-    avg = compare_averages(of(row[1]), of(base), s.targets)
-    ci = f"[{signed(avg['ci_low'])}, {signed(avg['ci_high'])}]" if np.isfinite(avg["ci_low"]) else NA
-    return [ci, p_value(avg["p_welch"]), NA, p_value(avg["p_paired"]), NA, avg["seeds_better"] or NA]
+    return test_cells(compare_averages(of(row[1]), of(base), s.targets))
 
 
 def per_source_lines(s) -> list[str]:
