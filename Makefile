@@ -136,3 +136,4 @@ bench: $(SETUP)  ## the CPU benchmarks the README quotes (about 50 min on 2 quie
 	$(PY) benchmarks/optimizer_step.py
 	$(PY) benchmarks/method_overhead.py
 	$(PY) benchmarks/pretrained_load.py --threads 1
+	$(PY) benchmarks/pretrained_load.py --threads 1 --shape bert-large --rounds 6
