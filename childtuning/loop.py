@@ -47,9 +47,13 @@ def train_step(model, method, batch: dict, optimizer, scheduler, scaler, autocas
     scaler.unscale_(optimizer)
     torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
     method.before_optimizer_step(model)        # Child-Tuning masks go here
+    scale = scaler.get_scale() if scaler.is_enabled() else None
     scaler.step(optimizer)
     scaler.update()
-    method.after_optimizer_step(model, optimizer)
+    # fp16: the scaler skips the step of overflowed gradients and lowers its scale; a method's
+    # correction of the step (giving back a decay the step took) must be skipped with it
+    if scale is None or scaler.get_scale() >= scale:
+        method.after_optimizer_step(model, optimizer)
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     return loss, terms

@@ -222,6 +222,37 @@ def one_step(model, method, loader, lr=1e-3, wd=0.01, max_norm=1.0):
     return seen["grads"], seen["masked"], opt
 
 
+@pytest.mark.parametrize("name", ["wd_pretrained", "child_tuning_f"])
+@pytest.mark.parametrize("overflow", [True, False])
+def test_fp16_skipped_step_skips_the_methods_correction(name, overflow):
+    """A gradient scaler that finds overflowed gradients skips the optimizer step; the method's
+    after-step correction (wd_pretrained's decay towards theta0, Child-Tuning's giving back the
+    decay of dropped weights) must not run on a step that did not happen, or it moves the weights.
+    A CPU GradScaler stands in for fp16 on a GPU; a gradient hook forces the overflow."""
+    import contextlib
+    from childtuning.loop import train_step
+    over = {"decay_masked_weights": False} if name == "child_tuning_f" else {}
+    model, loader = tiny_model(dropout=0.0), tiny_loader()
+    method = build(method_cfg(name, **over), seed=1)
+    method.prepare(model, loader, torch.device("cpu"))
+    opt = torch.optim.AdamW(param_groups(model, method.cfg.no_decay, method.cfg.no_decay_names, 0.01), lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+    calls = []
+    real_hook = method.after_optimizer_step
+    method.after_optimizer_step = lambda m, o: (calls.append(1), real_hook(m, o))
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    if overflow:
+        model.classifier.weight.register_hook(lambda grad: grad * float("inf"))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    train_step(model, method, next(iter(loader)), opt, scheduler, scaler, contextlib.nullcontext, 1.0)
+    moved = [n for n, p in model.named_parameters() if not torch.equal(p, before[n])]
+    if overflow:
+        assert scaler.get_scale() < 1024.0              # the scaler saw the overflow
+        assert calls == [] and moved == []
+    else:
+        assert calls == [1] and moved
+
+
 @pytest.mark.parametrize("name", ["child_tuning_f", "child_tuning_d"])
 def test_non_eligible_weights_get_unmasked_gradients(name):
     model, loader = tiny_model(), tiny_loader()
