@@ -48,6 +48,18 @@ def test_keep_ratio_outside_unit_interval(tmp_path, synthetic_glue, no_model, ra
     assert not records(tmp_path)
 
 
+def test_eligible_pattern_that_is_not_a_regex(tmp_path, synthetic_glue, no_model):
+    with pytest.raises(InputError, match=r"method.eligible.include has '\(', which is not a regex"):
+        train_mod.run(tiny(tmp_path, synthetic_glue, "method=child_tuning_f", "method.eligible.include=['(']"))
+    assert not records(tmp_path)
+
+
+def test_eligible_rule_matching_nothing_is_bad_input_not_a_failed_run(tmp_path, synthetic_glue):
+    with pytest.raises(InputError, match=r"matches no trainable parameter of BertForSequenceClassification.*widen"):
+        train_mod.run(tiny(tmp_path, synthetic_glue, "method=child_tuning_d", "method.eligible.include=[no_such_name]"))
+    assert not records(tmp_path)
+
+
 def test_keep_ratio_error_exits_2_from_the_command_line(tmp_path, synthetic_glue):
     out = subprocess.run([sys.executable, "-m", "childtuning.train", "model=tiny_bert", "method=child_tuning_f",
                           "method.keep_ratio=2", f"paths.glue_dir={synthetic_glue}", f"paths.results={tmp_path}"],

@@ -105,6 +105,17 @@ class EligibleRule:
     include: list[str] = field(default_factory=lambda: [".*"])
     exclude: list[str] = field(default_factory=list)
 
+    @staticmethod
+    def check(eligible, where: str = "method.eligible") -> None:
+        """Each pattern is a regex (at validation, before any data or weights are read)."""
+        for key in ("include", "exclude"):
+            for pattern in eligible.get(key) or []:
+                try:
+                    re.compile(pattern)
+                except re.error as e:
+                    raise InputError(f"{where}.{key} has {pattern!r}, which is not a regex ({e}); "
+                                     f"e.g. {where}.{key}=[layer]") from None
+
     def select(self, model: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
         inc = [re.compile(p) for p in self.include]
         exc = [re.compile(p) for p in self.exclude]

@@ -50,6 +50,7 @@ class ChildTuning(Method):
         if not 0.0 < m.keep_ratio <= 1.0:
             raise InputError(f"method.keep_ratio={m.keep_ratio} is outside (0, 1]: it is the fraction of weights KEPT "
                              "(the paper's reserve ratio p; the author's values are 0.1-0.4), e.g. method.keep_ratio=0.3")
+        EligibleRule.check(m.eligible)
 
     def __init__(self, cfg, seed, task):
         super().__init__(cfg, seed, task)
@@ -62,7 +63,8 @@ class ChildTuning(Method):
         rule = EligibleRule(**self.cfg.eligible) if not isinstance(self.cfg.eligible, EligibleRule) else self.cfg.eligible
         chosen = rule.select(model)
         if not chosen:
-            raise ValueError(f"method.eligible {dict(self.cfg.eligible)} matches no parameter of the model")
+            raise InputError(f"method.eligible {dict(self.cfg.eligible)} matches no trainable parameter of "
+                             f"{type(model).__name__}; widen method.eligible.include (e.g. [layer] or ['.*'])")
         self.names = [n for n, _ in chosen]
         self.params = [p for _, p in chosen]
         self.total_params = sum(p.numel() for p in model.parameters())
