@@ -21,7 +21,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from . import fields, methods, protocol  # noqa: F401 (protocol: registers the ${selected:...} resolver)
 from .errors import InputError
-from .fields import added_later, not_outcome  # noqa: F401 (used as config.added_later too)
+from .fields import added_later, not_outcome  # noqa: F401 (the probe's schema imports not_outcome from here)
 from .metrics import METRICS
 from .models import MODEL_SOURCES
 
@@ -198,11 +198,6 @@ class RunConfig:
 
 SCHEMAS = {"paths": PathsConfig, "model": ModelConfig, "task": TaskConfig, "trainer": TrainerConfig,
            "impl": ImplConfig, "logger": LoggerConfig}
-
-
-def non_outcome_keys(group: str) -> set[str]:
-    """Keys of a config group that the run id leaves out (fields marked with `not_outcome`)."""
-    return fields.non_outcome_keys(SCHEMAS.get(group))
 
 
 def id_part(group: str, value: dict) -> dict:

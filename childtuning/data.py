@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from .readers import Split, glue_dir_candidates, read_split  # noqa: F401 (used as data.*)
+from .readers import Split, read_split  # noqa: F401 (used as data.*)
 from .subsets import resplit, subsample, training_subset  # noqa: F401 (used as data.*)
 
 RUN_SPLITS = ("train", "dev")   # what a fine-tuning run reads; evaluation targets name others

@@ -20,7 +20,7 @@ from .. import fisher_cache, optim, seeding
 from ..errors import InputError
 from ..fields import added_later
 from ..fisher import INTERPOLATIONS, fisher_information
-from ..layers import layer_of  # noqa: F401 (methods import it from here too)
+from ..layers import layer_of
 from ..masks import SAMPLERS, BernoulliMasker
 from ..selection import SELECTIONS
 from .base import EligibleRule, Method, MethodConfig, register

@@ -15,7 +15,7 @@ from collections import defaultdict
 
 import torch
 
-from .child_tuning import layer_of  # the record's layer names, one definition
+from ..layers import layer_of  # the record's layer names, one definition
 
 
 def is_pretrained(model: torch.nn.Module, name: str) -> bool:

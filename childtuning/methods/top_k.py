@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from omegaconf import MISSING
 
 from ..errors import InputError
+from ..layers import layer_of
 from . import pretrained
 from .base import Method, MethodConfig, register
 
@@ -75,7 +76,7 @@ class TopK(Method):
         self.total = sum(p.numel() for _, p in named)
 
     def stats(self):
-        outside = sorted({pretrained.layer_of(n) for n in self.frozen_names} - {f"layer.{i}" for i in range(self.num_layers)})
+        outside = sorted({layer_of(n) for n in self.frozen_names} - {f"layer.{i}" for i in range(self.num_layers)})
         return {"top_k": self.cfg.top_k, "encoder_layers": self.num_layers,
                 "trained_layers": list(range(self.num_layers - self.cfg.top_k, self.num_layers)),
                 "frozen_params": self.frozen, "trainable_fraction_of_model": 1 - self.frozen / self.total,
