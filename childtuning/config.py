@@ -251,38 +251,39 @@ def _merge_error(e: OmegaConfBaseException, where: str = "") -> InputError:
 
 def check_task(t: DictConfig) -> None:
     """The checks of one task's config (a run's task, or a task evaluated as a target)."""
+    at = f"task {t.name} (conf/task/{t.name}.yaml)"     # where the fix goes
     unknown = [x for x in t.metrics if x not in METRICS]
-    check(not unknown, f"task {t.name}: unknown metric(s) {unknown}; known: {sorted(METRICS)}")
-    check(t.main_metric in t.metrics, f"task {t.name}: main_metric {t.main_metric!r} is not in metrics {list(t.metrics)}")
-    check(t.regression == (t.labels is None), f"task {t.name}: a regression task has labels: null, a classification task a list of labels")
-    check(bool(t.text_fields), f"task {t.name}: text_fields is empty")
+    check(not unknown, f"{at}: unknown metric(s) {unknown}; known: {sorted(METRICS)}")
+    check(t.main_metric in t.metrics, f"{at}: main_metric {t.main_metric!r} is not in metrics {list(t.metrics)}")
+    check(t.regression == (t.labels is None), f"{at}: a regression task has labels: null, a classification task a list of labels")
+    check(bool(t.text_fields), f"{at}: text_fields is empty")
     if t.local.files:
         for f_ in list(t.text_fields) + [t.label_field]:
-            check(f_ in t.local.columns, f"task {t.name}: field {f_!r} is not in local.columns {list(t.local.columns)}")
+            check(f_ in t.local.columns, f"{at}: field {f_!r} is not in local.columns {list(t.local.columns)}")
         odd = sorted(set(t.local.rename.values()) - set(t.local.columns))
-        check(not odd, f"task {t.name}: local.rename maps to {odd}, which local.columns {list(t.local.columns)} lacks")
+        check(not odd, f"{at}: local.rename maps to {odd}, which local.columns {list(t.local.columns)} lacks")
     labels = set(t.labels or [])
     for where, codes in (("local.label_codes", t.local.label_codes), ("hub.label_codes", t.hub.label_codes)):
         bad = sorted({v for v in (codes or {}).values()} - labels)
-        check(not bad, f"task {t.name}: {where} maps to {bad}, which are not among its labels {sorted(labels)}")
+        check(not bad, f"{at}: {where} maps to {bad}, which are not among its labels {sorted(labels)}")
     for name, pairs in t.label_maps.items():
         bad = sorted(set(pairs.values()) - labels)
-        check(not bad, f"task {t.name}: label_maps.{name} maps to {bad}, which are not among its labels "
+        check(not bad, f"{at}: label_maps.{name} maps to {bad}, which are not among its labels "
                        f"{list(t.labels or [])} (a map reads another task's predictions as this task's labels)")
     declared = set(t.local.files) | set(t.hub.splits)
     if t.resplit is not None:
-        check(t.resplit.source in declared, f"task {t.name}: resplit.source={t.resplit.source!r} is not a declared split "
+        check(t.resplit.source in declared, f"{at}: resplit.source={t.resplit.source!r} is not a declared split "
                                             f"{sorted(declared)} (local.files or hub.splits)")
-        check(t.resplit.train_size > 0, f"task {t.name}: resplit.train_size={t.resplit.train_size}; use a positive number")
-        check(not t.regression, f"task {t.name}: resplit draws a label-stratified train set; it needs a classification task")
+        check(t.resplit.train_size > 0, f"{at}: resplit.train_size={t.resplit.train_size}; use a positive number")
+        check(not t.regression, f"{at}: resplit draws a label-stratified train set; it needs a classification task")
         declared |= {"train", "dev"}
     for split in ("train", "dev"):
-        check(split in declared, f"task {t.name}: no {split} split; declare its file in local.files or its hub "
+        check(split in declared, f"{at}: no {split} split; declare its file in local.files or its hub "
                                  f"name in hub.splits (declared: {sorted(declared)})")
     check(t.max_train_samples is None or t.max_train_samples > 0,
           f"task.max_train_samples={t.max_train_samples}: use a positive number, or null for the whole training set")
     check(not (t.stratified_subsample and t.regression),
-          f"task {t.name}: stratified_subsample needs class labels; a regression task takes a random subset "
+          f"{at}: stratified_subsample needs class labels; a regression task takes a random subset "
           "(task.stratified_subsample=false)")
 
 

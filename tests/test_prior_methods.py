@@ -498,6 +498,20 @@ def test_combination_configs_hold_both_parts_and_their_run_ids_follow_each_part(
         assert cfg.method.name == path.stem and list(cfg.method.parts) == path.stem.split("+")
 
 
+@pytest.mark.parametrize("model", ["minilm", "tiny_bert"])
+def test_each_part_of_a_combination_gets_the_settings_it_has_alone(model):
+    """A part's per-task and per-model files (conf/method_task, conf/method_model) apply inside any
+    combination, so no combination needs its own copy: on MiniLM, Top-K's K is 3 alone and in
+    child_tuning_{f,d}+top_k, and Child-Tuning_D's MRPC keep ratio is 0.1 alone and combined."""
+    for path in sorted((REPO / "conf" / "method").glob("*+*.yaml")):
+        combined = compose_cfg(f"model={model}", "task=mrpc", f"method={path.stem}").method
+        for part in path.stem.split("+"):
+            alone = compose_cfg(f"model={model}", "task=mrpc", f"method={part}").method
+            assert OmegaConf.to_container(combined.parts[part]) == OmegaConf.to_container(alone), (path.stem, part)
+    expected_k = 3 if model == "minilm" else 6        # conf/method_model/top_k_minilm.yaml; top_k.yaml
+    assert compose_cfg(f"model={model}", "method=child_tuning_d+top_k").method.parts.top_k.top_k == expected_k
+
+
 # ---------------------------------------------------------------- bad configs
 @pytest.mark.parametrize("method,override,message", [
     ("wd_pretrained", "method.form=both", "method.form"),

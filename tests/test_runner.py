@@ -60,6 +60,16 @@ def test_eligible_rule_matching_nothing_is_bad_input_not_a_failed_run(tmp_path, 
     assert not records(tmp_path)
 
 
+@pytest.mark.parametrize("overrides,message", [
+    (["task.main_metric=f1"], r"main_metric 'f1' is not in metrics \['accuracy'\]"),
+    (["task=stsb", "task.stratified_subsample=true"], r"stratified_subsample needs class labels"),
+])
+def test_a_bad_task_setting_names_the_task_file(tmp_path, synthetic_glue, no_model, overrides, message):
+    with pytest.raises(InputError, match=r"^task (rte|stsb) \(conf/task/(rte|stsb).yaml\): " + message):
+        train_mod.run(tiny(tmp_path, synthetic_glue, *overrides))
+    assert not records(tmp_path)
+
+
 def test_keep_ratio_error_exits_2_from_the_command_line(tmp_path, synthetic_glue):
     out = subprocess.run([sys.executable, "-m", "childtuning.train", "model=tiny_bert", "method=child_tuning_f",
                           "method.keep_ratio=2", f"paths.glue_dir={synthetic_glue}", f"paths.results={tmp_path}"],
