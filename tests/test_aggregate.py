@@ -407,6 +407,18 @@ def test_unknown_table_kind_lists_the_known_ones(tmp_path, results):
         aggregate("unit", results, experiment_file=path)
 
 
+@pytest.mark.parametrize("old,new,message", [
+    ("  metric: main\n", "  metric: f_one\n", r"table.metric='f_one' is not a metric; use `main` .* or one of .*'f1'"),
+    ("  statistic: mean\n", "  statistic: median\n", r"table.statistic='median' is not supported; use one of \['mean'\]"),
+])
+def test_a_misspelt_metric_or_statistic_is_refused_before_any_record_is_read(tmp_path, results, old, new, message):
+    path = tmp_path / "unit.yaml"
+    path.write_text(EXPERIMENT_YAML.replace(old, new))
+    with pytest.raises(InputError, match=message):
+        aggregate("unit", results, experiment_file=path)
+    assert not (tmp_path / "unit" / "table.md").exists()
+
+
 def test_a_registered_kind_renders_its_own_files(tmp_path, results):
     """A new table kind is a class registered by name; the shared code calls its hooks."""
     @register

@@ -9,6 +9,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from ..errors import InputError
+from ..metrics import METRICS
 from . import registry
 from .grid import EXPERIMENTS_DIR, axis_value, composer, sweep_grid
 
@@ -55,6 +56,18 @@ class TableSpec:
 
 
 TABLE_KEYS = ("kind", "rows", "columns", "metric", "statistic", "baseline", "paper", "expected", "caption")
+
+
+STATISTICS = ("mean",)    # what a cell reports over seeds; every table kind reads it
+
+
+def check_metric_and_statistic(spec: TableSpec, where: str) -> None:
+    """Shared by every table kind: a misspelt metric would otherwise leave every cell unscored."""
+    if spec.statistic not in STATISTICS:
+        raise InputError(f"{where}: table.statistic={spec.statistic!r} is not supported; use one of {list(STATISTICS)}")
+    if spec.metric != "main" and spec.metric not in METRICS:
+        raise InputError(f"{where}: table.metric={spec.metric!r} is not a metric; use `main` (each task's main "
+                         f"metric) or one of {sorted(METRICS)}")
 
 
 def protocol_of(block, where: str) -> dict | None:
@@ -137,6 +150,7 @@ def load_spec(experiment: str, path: str | Path | None = None) -> TableSpec:
                          paper_values=paper.get("values") or {}, paper_source=paper.get("source"),
                          options={k: v for k, v in table.items() if k not in TABLE_KEYS},
                          caption=table.get("caption"), file=str(path))
+        check_metric_and_statistic(spec, str(path))
         registry.get(spec.kind, str(path)).check(spec, str(path))
         spec.expected = sweep_grid(compose_with, cfg, spec.key + ["seed"], str(path))
     spec.protocol = protocol_of(protocol, str(path))      # outside: it may compose another experiment
