@@ -249,6 +249,18 @@ def _merge_error(e: OmegaConfBaseException, where: str = "") -> InputError:
                       "Check the key's spelling and type against conf/ (unknown keys are errors).")
 
 
+def check_impl(impl: DictConfig) -> None:
+    """The checks of `impl` (how a run executes), for a fine-tuning run and a probe alike."""
+    from . import loop, packing   # the owners of the allowed values (imported late: they import torch)
+
+    check(impl.precision in loop.PRECISIONS, f"impl.precision={impl.precision!r}; use one of {list(loop.PRECISIONS)}")
+    check(impl.packed_layout in packing.LAYOUTS,
+          f"impl.packed_layout={impl.packed_layout!r}; use one of {list(packing.LAYOUTS)}")
+    check(impl.pad_to_multiple_of >= 1, f"impl.pad_to_multiple_of={impl.pad_to_multiple_of}: use 1 (no rounding) or more, e.g. 8 on a GPU")
+    check(impl.device in ("auto", "cpu", "cuda") or impl.device.startswith("cuda:"),
+          f"impl.device={impl.device!r}; use auto, cpu or cuda")
+
+
 def check_task(t: DictConfig) -> None:
     """The checks of one task's config (a run's task, or a task evaluated as a target)."""
     at = f"task {t.name} (conf/task/{t.name}.yaml)"     # where the fix goes
@@ -308,7 +320,7 @@ def load_task_config(name: str, config_dir=None) -> DictConfig:
 
 def validate(cfg: DictConfig) -> DictConfig:
     """Return the config merged onto its typed schema; raise InputError naming the fix."""
-    from . import loop, optim, packing   # the owners of the allowed values (imported late: they import torch)
+    from . import optim   # the owner of the allowed values (imported late: it imports torch)
 
     try:
         raw = OmegaConf.to_container(cfg, resolve=True)
@@ -335,12 +347,7 @@ def validate(cfg: DictConfig) -> DictConfig:
     check(0 <= tr.warmup_ratio <= 1, f"trainer.warmup_ratio={tr.warmup_ratio} not in [0, 1]")
     check(tr.optimizer in optim.OPTIMIZERS, f"trainer.optimizer={tr.optimizer!r}; use one of {sorted(optim.OPTIMIZERS)}")
     check(tr.optimizer_impl in optim.KERNELS, f"trainer.optimizer_impl={tr.optimizer_impl!r}; use one of {list(optim.KERNELS)}")
-    check(impl.precision in loop.PRECISIONS, f"impl.precision={impl.precision!r}; use one of {list(loop.PRECISIONS)}")
-    check(impl.packed_layout in packing.LAYOUTS,
-          f"impl.packed_layout={impl.packed_layout!r}; use one of {list(packing.LAYOUTS)}")
-    check(impl.pad_to_multiple_of >= 1, f"impl.pad_to_multiple_of={impl.pad_to_multiple_of}: use 1 (no rounding) or more, e.g. 8 on a GPU")
-    check(impl.device in ("auto", "cpu", "cuda") or impl.device.startswith("cuda:"),
-          f"impl.device={impl.device!r}; use auto, cpu or cuda")
+    check_impl(impl)
     check(merged.logger.name in ("none", "wandb"), f"logger={merged.logger.name!r}; use none or wandb")
     check(0 < merged.lease.heartbeat_s < merged.lease.timeout_s,
           f"lease.heartbeat_s={merged.lease.heartbeat_s:g} must be positive and below lease.timeout_s="

@@ -149,6 +149,13 @@ def test_bad_probe_settings_are_refused(saved, no_model):
             probe_run.run(probe_args(results, glue, arg))
 
 
+def test_bad_impl_is_refused_before_any_target_data_is_read(saved, no_model, monkeypatch):
+    results, glue, _ = saved
+    monkeypatch.setattr(probe_run, "load_targets", lambda *a, **k: pytest.fail("target data read before the checks"))
+    with pytest.raises(InputError, match=r"impl.precision='fp8'; use one of \['fp32', 'bf16', 'fp16'\]"):
+        probe_run.run(probe_args(results, glue, "impl.precision=fp8"))
+
+
 def test_command_line_exits_2_on_bad_input_without_traceback(tmp_path, saved):
     _, glue, _ = saved
     out = subprocess.run([sys.executable, "-m", "childtuning.probe", *probe_args(tmp_path, glue)], cwd=REPO,

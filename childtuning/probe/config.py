@@ -11,6 +11,7 @@ from omegaconf.errors import OmegaConfBaseException
 from .. import REPO_ROOT
 from ..config import check, not_outcome
 from ..errors import InputError
+from ..fields import added_later, id_part
 from .features import REPRESENTATIONS
 
 DEFAULTS = REPO_ROOT / "conf" / "probe" / "default.yaml"
@@ -24,7 +25,7 @@ class ProbeConfig:
     batch_size: int = MISSING
     representation: str = MISSING
     max_length: int = MISSING
-    standardize: bool = False     # in the run id only when true (probe ids made before it existed stay)
+    standardize: bool = added_later(False)   # in the run id only when true (probe ids made before it existed stay)
     targets: list[str] = not_outcome(default_factory=list)
     head_seeds: list[int] = not_outcome(default_factory=list)
     reference: bool = not_outcome(default=True)
@@ -49,11 +50,8 @@ def shard_of(settings) -> tuple[int, int]:
 def outcome(settings) -> dict:
     """The settings that change what a probe computes (its run id): the head's training and what
     it reads; not which probes are run (targets, head seeds, reference, sources)."""
-    out = {f.name: OmegaConf.to_container(settings, resolve=True)[f.name] for f in fields(ProbeConfig)
-           if f.metadata.get("outcome") is not False}
-    if not out["standardize"]:       # the ids of the probes made before the switch existed stay as they were
-        del out["standardize"]
-    return out
+    values = OmegaConf.to_container(settings, resolve=True)
+    return id_part(ProbeConfig, {f.name: values[f.name] for f in fields(ProbeConfig)})
 
 
 def load(block=None, overrides: list[str] = ()):

@@ -20,7 +20,7 @@ import torch
 from omegaconf import OmegaConf
 
 from .. import data, methods, saved_models, seeding
-from ..config import ImplConfig, PathsConfig, load_task_config
+from ..config import ImplConfig, PathsConfig, check_impl, load_task_config
 from ..errors import InputError
 from ..loop import autocast_for
 from ..models import build_model, build_tokenizer
@@ -149,6 +149,7 @@ def run(argv: list[str]) -> dict:
     settings = config.load(OmegaConf.select(cfg, "probe"), probe_args)
     paths = OmegaConf.merge(OmegaConf.structured(PathsConfig), cfg.paths)
     impl = OmegaConf.merge(OmegaConf.structured(ImplConfig), cfg.impl)
+    check_impl(impl)
     targets = load_targets(settings.targets, paths.glue_dir)         # bad data fails here, before any model
     plan = sources.plan(cfg, overrides, settings, paths.results)      # and missing runs / checksums here
     k, n = config.shard_of(settings)
