@@ -164,7 +164,7 @@ def test_top_k_trains_only_the_top_layers_and_leaves_the_rest_bitwise_unchanged(
 
 
 def test_top_k_refuses_more_layers_than_the_model_has_and_a_pattern_that_matches_nothing():
-    with pytest.raises(InputError, match="has 2 encoder layers"):
+    with pytest.raises(InputError, match=r"has 2 encoder layers; set method.top_k=2 or less, or .*conf/method_model/top_k_<model>.yaml"):
         prepared("top_k", tiny_model(), top_k=3)
     with pytest.raises(InputError, match="matches no encoder parameter"):
         prepared("top_k", tiny_model(), layer_pattern=r"blocks\.(\d+)\.")

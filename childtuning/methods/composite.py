@@ -79,7 +79,8 @@ class Composite(Method):
                                  f"spelling and type against conf/method/{name}.yaml") from None
             missing = sorted(OmegaConf.missing_keys(typed[name]))
             if missing:
-                raise InputError(f"method.parts.{name}: value(s) missing: {', '.join(missing)}")
+                raise InputError(f"method.parts.{name}: value(s) missing: {', '.join(missing)}; give them in "
+                                 f"conf/method/{name}.yaml (or its per-task file) or as method.parts.{name}.<key>=<value>")
             if typed[name].name != name:
                 raise InputError(f"method.parts.{name}.name is {typed[name].name!r}; it must be {name!r}")
             if cfg.get("warmup_ratio", KEEP_PARTS) != KEEP_PARTS:

@@ -60,7 +60,9 @@ class TopK(Method):
                              f"{type(model).__name__}; give a regex whose first group is the layer index")
         self.num_layers = max(layer.values()) + 1
         if self.cfg.top_k > self.num_layers:
-            raise InputError(f"method.top_k={self.cfg.top_k} but the model has {self.num_layers} encoder layers")
+            raise InputError(f"method.top_k={self.cfg.top_k} but the model has {self.num_layers} encoder layers; set "
+                             f"method.top_k={self.num_layers} or less, or give this model its K in "
+                             f"conf/method_model/top_k_<model>.yaml (as top_k_minilm.yaml does)")
         lowest_trained = self.num_layers - self.cfg.top_k
         first_layer_position = min(i for i, (n, _) in enumerate(named) if n in layer)
         self.frozen_names = []
