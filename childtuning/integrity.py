@@ -35,14 +35,17 @@ def sign(record: dict) -> dict:
     return {**{k: v for k, v in record.items() if k != CHECKSUM}, CHECKSUM: checksum(record)}
 
 
-def problem(record, path: Path | None = None) -> str | None:
-    """Why `record` (parsed from `path`) must not be counted, or None if it may."""
+def problem(record, path: Path | None = None, required: tuple[str, ...] | None = None,
+            own_id: bool = True) -> str | None:
+    """Why `record` (parsed from `path`) must not be counted, or None if it may. `required`: the
+    keys it must have (default: a run record's); `own_id`: check that its run_id is its config's
+    (a run record; a probe's id hashes its source encoder, which the record does not hold whole)."""
     from . import SCHEMA_VERSION
     from .record import REQUIRED
 
     if not isinstance(record, dict):
         return "not a JSON object"
-    missing = [k for k in REQUIRED if k not in record]
+    missing = [k for k in (required or REQUIRED) if k not in record]
     if missing:
         return f"incomplete record, missing {', '.join(missing)}"
     if record["schema_version"] != SCHEMA_VERSION:
@@ -53,7 +56,7 @@ def problem(record, path: Path | None = None) -> str | None:
                f"{checksum(record)[:19]}...): changed or damaged after it was written"
     if path is not None and path.stem != str(record["run_id"]):
         return f"the file is named {path.name} but holds run {record['run_id']} (a foreign or renamed record)"
-    return id_problem(record)
+    return id_problem(record) if own_id else None
 
 
 def id_problem(record: dict) -> str | None:
@@ -74,9 +77,9 @@ def id_problem(record: dict) -> str | None:
     return None
 
 
-def read(path: Path) -> tuple[dict | None, str | None]:
+def read(path: Path, required: tuple[str, ...] | None = None, own_id: bool = True) -> tuple[dict | None, str | None]:
     """(record, None) for a usable record; (None, reason) for a corrupt file; (None, None) when
-    there is no file."""
+    there is no file. `required`, `own_id`: as for `problem`."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -87,7 +90,7 @@ def read(path: Path) -> tuple[dict | None, str | None]:
         record = json.loads(text)
     except ValueError as e:
         return None, f"not valid JSON ({e}; truncated or damaged)"
-    reason = problem(record, path)
+    reason = problem(record, path, required, own_id)
     return (None, reason) if reason else (record, None)
 
 

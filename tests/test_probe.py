@@ -328,6 +328,31 @@ def test_one_command_probes_any_saved_run(saved):
     assert first["source"]["ref"] == ref and first["method"] == "vanilla" and first["seed"] == 1
 
 
+def test_a_damaged_probe_record_is_not_counted_and_is_set_aside_and_probed_again(saved):
+    """Probe records are checked as run records are (childtuning/integrity.py): an edited value
+    breaks its checksum, a renamed file its name; the aggregator skips both with the reason, and
+    the probe moves them to probes/corrupt/ (never deleted) and probes again."""
+    from childtuning.report.probes import load_probes
+
+    results, glue, record = saved
+    args = probe_args(results, glue, f"probe.sources=[{EXP}/{record['run_id']}]", "experiment=damaged",
+                      "probe.targets=[stsb]", "probe.reference=false")
+    assert probe_run.run(args) == {"written": 2, "skipped": 0}
+    folder = results / "damaged" / "probes"
+    edited, renamed = sorted(folder.glob("*.json"))
+    body = json.loads(edited.read_text())
+    body["main_metric"]["value"] = 99.0
+    edited.write_text(json.dumps(body))
+    renamed.rename(folder / "someone_else.json")
+    frame, skipped = load_probes("damaged", results)
+    assert frame.empty and len(skipped) == 2
+    assert any("checksum mismatch" in m for m in skipped) and any("is named someone_else.json" in m for m in skipped)
+    assert probe_run.run(args) == {"written": 2, "skipped": 0}     # the edited one, and the one whose file is gone
+    assert [p.name.split(".json")[0] for p in (folder / "corrupt").glob("*.json.*") if not p.name.endswith(".reason")] \
+        == [edited.stem]
+    assert json.loads(edited.read_text())["main_metric"]["value"] != 99.0
+
+
 # ---------------------------------------------------------------- end to end
 def test_task_transfer_end_to_end_on_a_tiny_model(tmp_path, capsys):
     """The smoke experiment's source sweep (tiny_bert on RTE, saved models), its probes on MRPC and

@@ -1,6 +1,6 @@
 """Probe records: one JSON file per (encoder, target task, head seed) under
 `<results>/<experiment>/probes/`, named by a hash of what decides its outcome, linked to its
-source run's id. Written atomically (record.write_atomic); status rules as for runs. Light to
+source run's id. Written atomically (record.write_atomic), checked as run records are (integrity.py); status rules as for runs. Light to
 import (no torch): the aggregator reads REQUIRED and probes_dir from here."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import socket
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .. import SCHEMA_VERSION
+from .. import SCHEMA_VERSION, integrity
 from ..record import versions
 
 KIND = "probe"
@@ -44,15 +44,10 @@ def probe_id(source, target_task: dict, head_seed: int, settings, precision: str
     return f"{source.label}.{target_task['name']}.h{head_seed}.{digest}"
 
 
-def read_complete(path: Path) -> dict | None:
-    """The probe record at `path` if it exists and is complete, else None."""
-    try:
-        record = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(record, dict) or not all(k in record for k in REQUIRED) or record["schema_version"] != SCHEMA_VERSION:
-        return None
-    return record
+def read(path: Path) -> tuple[dict | None, str | None]:
+    """As a run record is read (childtuning/integrity.py: complete, this schema, intact, named by its
+    own id): (record, None), (None, why it cannot be counted), or (None, None) when there is no file."""
+    return integrity.read(Path(path), REQUIRED, own_id=False)
 
 
 def build(pid: str, experiment: str, source, target, head_seed: int, settings, result, error: str | None,

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from .. import data, methods, saved_models, seeding
+from .. import data, integrity, methods, saved_models, seeding
 from ..config import ImplConfig, PathsConfig, check_impl, load_task_config
 from ..errors import InputError
 from ..loop import autocast_for
@@ -162,10 +162,14 @@ def run(argv: list[str]) -> dict:
         for i, target in enumerate(targets):
             for seed in settings.head_seeds:
                 pid = records.probe_id(source, target.resolved, seed, settings, impl.precision)
-                if not cfg.force and records.read_complete(folder / f"{pid}.json") is not None:
+                path = folder / f"{pid}.json"
+                existing, corrupt = records.read(path)
+                if existing is not None and not cfg.force:
                     counts["skipped"] += 1
-                else:
-                    todo[(i, seed)] = pid
+                    continue
+                if corrupt:                         # damaged or foreign: kept aside for a person to see, probed again
+                    print(f"corrupt probe record {path} ({corrupt}): moved to {integrity.set_aside(path, corrupt)}")
+                todo[(i, seed)] = pid
         pending.append((source, todo))
     print(f"probe {cfg.experiment}{f' (shard {k}/{n})' if n > 1 else ''}: {len(plan)} encoder(s) x {len(targets)} target(s) x {len(settings.head_seeds)} "
           f"head seed(s); {counts['skipped']} probe(s) already recorded in {folder}")

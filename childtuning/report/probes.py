@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import SCHEMA_VERSION
+from ..integrity import problem
 from ..probe.records import REQUIRED, probes_dir
 from .records import device_label, score, timestamp
 
@@ -19,13 +19,9 @@ PROBE_COLUMNS = ["run_id", "file", "model", "method", "seed", "source_run_id", "
 def parse(path: Path) -> dict:
     """One probe record as a flat row; raises ValueError saying why it cannot be used."""
     record = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(record, dict):
-        raise ValueError("not a JSON object")
-    missing = [k for k in REQUIRED if k not in record]
-    if missing:
-        raise ValueError(f"incomplete probe record, missing {', '.join(missing)}")
-    if record["schema_version"] != SCHEMA_VERSION:
-        raise ValueError(f"schema_version {record['schema_version']} (this aggregator reads {SCHEMA_VERSION})")
+    reason = problem(record, path, REQUIRED, own_id=False)     # as run records are checked
+    if reason:
+        raise ValueError(reason)
     if not isinstance(record["head_seed"], int) or not (record["seed"] is None or isinstance(record["seed"], int)):
         raise ValueError(f"head_seed {record['head_seed']!r} / seed {record['seed']!r} is not an integer")
     main = record["main_metric"] if isinstance(record["main_metric"], dict) else {}
