@@ -6,17 +6,15 @@ AdamW, after the Trainer has clipped).
 """
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
-from pathlib import Path
 
 import numpy as np
 import torch
 from omegaconf import MISSING
 
-from .. import fisher_cache, optim, seeding
+from .. import child_mask, fisher_cache, optim, seeding
 from ..errors import InputError
 from ..fields import added_later
 from ..fisher import INTERPOLATIONS, fisher_information
@@ -255,21 +253,13 @@ class ChildTuningD(ChildTuning):
                 **self.selection_info, "kept_params": kept, "kept_fraction_of_eligible": kept / eligible,
                 "kept_fraction_per_layer": {k: v[0] / v[1] for k, v in sorted(per_layer.items())},
                 **({"prune": self.cfg.prune, "pruned_params": self.pruned} if self.cfg.prune != "none" else {}),
-                **self.cache_info, "child_mask_sha256": hashlib.sha256(self.packed_bits().tobytes()).hexdigest()}
-
-    def packed_bits(self) -> np.ndarray:
-        """The child network as bits, one per eligible weight in `names` order (np.packbits)."""
-        return np.packbits(np.concatenate([m.cpu().numpy().reshape(-1) for m in self.masks]))
+                **self.cache_info, "child_mask_sha256": child_mask.digest(child_mask.pack(self.masks))}
 
     def save_artifacts(self, folder):
         """The child network, bit-packed: one bit per eligible weight, in `names` order."""
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        path = Path(folder) / "child_mask.npz"
-        bits = self.packed_bits()
-        np.savez_compressed(path, bits=bits, names=np.array(self.names),
-                            shapes=np.array([str(tuple(m.shape)) for m in self.masks]),
-                            keep_ratio=self.cfg.keep_ratio, selection=self.cfg.selection, prune=self.cfg.prune,
-                            **{k: v for k, v in self.selection_info.items() if v is not None})
+        path = child_mask.write(folder, self.names, self.masks, keep_ratio=self.cfg.keep_ratio,
+                                selection=self.cfg.selection, prune=self.cfg.prune,
+                                **{k: v for k, v in self.selection_info.items() if v is not None})
         return {"child_mask": path.name}
 
     def state_dict(self):

@@ -24,8 +24,6 @@ MiniLM) are not kept.
 """
 from __future__ import annotations
 
-import ast
-import hashlib
 import itertools
 import json
 import math
@@ -35,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .. import child_mask
 from ..errors import InputError
 from ..layers import layer_of
 from .markdown import natural
@@ -73,15 +72,6 @@ class OverlapSummary:
         found = list(dict.fromkeys(self.runs["task"]))
         declared = self.spec.expected["task"]
         return [t for t in declared if t in found] + [t for t in found if t not in declared]
-
-
-def read_mask(path: Path) -> tuple[list[str], list[tuple], np.ndarray]:
-    """The eligible tensor names, their shapes and the child network as one boolean vector."""
-    with np.load(path) as f:
-        names = [str(n) for n in f["names"]]
-        shapes = [tuple(ast.literal_eval(str(s))) for s in f["shapes"]]
-        total = sum(math.prod(s) for s in shapes)
-        return names, shapes, np.unpackbits(f["bits"], count=total).astype(bool)
 
 
 def by_layer(names, shapes, bits) -> tuple[dict[str, np.ndarray], dict[str, int]]:
@@ -131,14 +121,14 @@ def counts(runs: pd.DataFrame, folder: Path) -> dict:
     artifacts = folder / "artifacts"
     masks, layout, out = {}, None, {"runs": {}, "pairs": {}}
     for _, r in runs.iterrows():
-        file = artifacts / r["run_id"] / str(r["mask"] or "child_mask.npz")
+        file = artifacts / r["run_id"] / str(r["mask"] or child_mask.FILE)
         if file.is_file():
-            names, shapes, bits = read_mask(file)
+            names, shapes, bits = child_mask.read(file)
             if layout is None:
                 layout = (names, shapes)
             elif layout != (names, shapes):
                 raise InputError(f"{file}: its eligible tensors differ from the other runs' masks; cannot compare")
-            if hashlib.sha256(np.packbits(bits).tobytes()).hexdigest() != r["sha256"]:
+            if child_mask.digest(np.packbits(bits)) != r["sha256"]:
                 raise InputError(f"{file} is not the mask its record describes (SHA-256 differs): restore it or rerun")
             masks[r["run_id"]], sizes = by_layer(names, shapes, bits)
             kept = {layer: int(np.bitwise_count(b).sum()) for layer, b in masks[r["run_id"]].items()}
