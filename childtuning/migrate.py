@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from . import SCHEMA_VERSION
-from .record import run_id, write_atomic
+from .record import ARTIFACTS, RUNS, run_id, write_atomic
 
 
 def _v1_run_id(config: dict) -> str:
@@ -82,7 +82,7 @@ def migrate_record(record: dict) -> tuple[dict, list[str]]:
 def migrate_experiment(folder: Path, dry_run: bool = False) -> list[str]:
     """Migrate every record under <folder>/runs (and rename its artifacts folder); returns a log."""
     log = []
-    for path in sorted((folder / "runs").glob("*.json")):
+    for path in sorted((folder / RUNS).glob("*.json")):
         record = json.loads(path.read_text())
         if record.get("schema_version") == SCHEMA_VERSION:
             continue
@@ -94,7 +94,7 @@ def migrate_experiment(folder: Path, dry_run: bool = False) -> list[str]:
         if dry_run:
             continue
         write_atomic(target, new)
-        artifacts = folder / "artifacts"
+        artifacts = folder / ARTIFACTS
         if (artifacts / record["run_id"]).is_dir():
             (artifacts / record["run_id"]).rename(artifacts / new["run_id"])
         if target != path:

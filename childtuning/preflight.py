@@ -212,7 +212,7 @@ def check_cells(jobs: list[list[str]], composer) -> Report:
     override or None), e.g. a CellComposer."""
     from . import integrity, lease, storage
     from .config import validate
-    from .record import run_id, runs_dir
+    from .record import leases_dir, run_id, runs_dir
 
     started = time.perf_counter()
     report = Report(cells=len(jobs))
@@ -291,7 +291,7 @@ def check_cells(jobs: list[list[str]], composer) -> Report:
             report.complete += 1
             continue
         report.corrupt += bool(corrupt)
-        if good.lease.enabled and lease.live_owner(out.parent / "leases", rid, good.lease.timeout_s) is not None:
+        if good.lease.enabled and lease.live_owner(leases_dir(out), rid, good.lease.timeout_s) is not None:
             report.leased += 1
     report.seconds = time.perf_counter() - started
     return report

@@ -42,6 +42,7 @@ from typing import Callable
 from omegaconf import OmegaConf
 
 from .errors import InputError
+from .record import RUNS, runs_dir
 
 SELECTION_FILE = "selection.json"
 RESOLVER = "selected"
@@ -222,7 +223,7 @@ def select(experiment: str, results: str | Path, allow_missing: bool = False) ->
                 scored = runs["value"][runs["value"].notna() & (runs["value"].abs() != math.inf)]
                 per_task[task] = float(scored.mean()) if len(scored) else None
                 counts[task] = f"{len(scored)}/{len(runs)}"
-            raw = {key: value_of(Path(results) / proto["search"] / "runs" / sub["file"].iloc[0], key) if len(sub) else v
+            raw = {key: value_of(runs_dir(results, proto["search"]) / sub["file"].iloc[0], key) if len(sub) else v
                    for key, v in zip(proto["select"], values)}
             candidates.append({"values": raw, "per_task": per_task, "scored_of_runs": counts})
         best = RULES[proto["rule"]](candidates, tasks)
@@ -252,7 +253,7 @@ def _axis_values(candidate: dict, proto: dict) -> tuple:
 def write_selection(doc: dict, results: str | Path, force: bool = False) -> Path:
     """Write the selection; refuse to change one that confirmation runs already used (unless force)."""
     path = selection_path(results, doc["experiment"])
-    runs = list((path.parent / "runs").glob("*.json"))
+    runs = list((path.parent / RUNS).glob("*.json"))
     if path.is_file() and runs and not force:
         old = json.loads(path.read_text(encoding="utf-8"))
         if [c["values"] for c in old["choices"]] != [c["values"] for c in doc["choices"]]:

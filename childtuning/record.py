@@ -61,8 +61,27 @@ def run_id(cfg) -> str:
     return f"{resolved['model']['name']}.{resolved['task']['name']}.{resolved['method']['name']}.s{resolved['seed']}.{digest}"
 
 
+# The folders of an experiment, <results>/<experiment>/: its run records, each run's large outputs,
+# the sweeps' leases and mid-run checkpoints (probe records: probe/records.probes_dir). One place,
+# so that moving one moves it everywhere.
+RUNS, ARTIFACTS, LEASES, CHECKPOINTS = "runs", "artifacts", "leases", "checkpoints"
+
+
 def runs_dir(results: str, experiment: str) -> Path:
-    return Path(results) / experiment / "runs"
+    return Path(results) / experiment / RUNS
+
+
+def artifacts_dir(runs: Path, rid: str) -> Path:
+    """Run `rid`'s large outputs (child mask, saved model), beside its experiment's runs folder `runs`."""
+    return Path(runs).parent / ARTIFACTS / rid
+
+
+def leases_dir(runs: Path) -> Path:
+    return Path(runs).parent / LEASES
+
+
+def checkpoint_path(runs: Path, rid: str) -> Path:
+    return Path(runs).parent / CHECKPOINTS / f"{rid}.pt"
 
 
 def read_complete(path: Path) -> dict | None:

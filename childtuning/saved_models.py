@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError
-from .record import read_complete, runs_dir
+from .record import artifacts_dir, read_complete, runs_dir
 
 FOLDER = "model"                 # under artifacts/<run_id>/
 FORMAT = "transformers save_pretrained (safetensors) + tokenizer"
@@ -84,7 +84,7 @@ def resolve(results: str | Path, ref: str, verify: bool = True) -> SavedRun:
         raise InputError(f"source run {ref} saved no model (status {record.get('status')}; a run keeps its model only "
                          "with trainer.save_model=true and when training finished). Rerun it with "
                          "trainer.save_model=true force=true")
-    folder = path.parent.parent / "artifacts" / rid / saved.get("folder", FOLDER)
+    folder = artifacts_dir(path.parent, rid) / saved.get("folder", FOLDER)
     if verify:
         for name, digest in sorted(saved["files"].items()):
             file = folder / name

@@ -32,7 +32,8 @@ from .errors import InputError
 from .logger import Logger
 from .loop import Interrupted, autocast_for, predict, train
 from .models import build_model, build_tokenizer
-from .record import read_complete, run_id, runs_dir, uses_packing, versions, write_atomic
+from .record import (RUNS, artifacts_dir, checkpoint_path, leases_dir, read_complete, run_id, runs_dir, uses_packing,
+                     versions, write_atomic)
 
 
 def device_for(impl) -> torch.device:
@@ -162,16 +163,16 @@ def reuse_record(cfg, rid: str, record_path: Path) -> dict | None:
     else copied) and marked `reused_from`; None if there is none. Same id = same configuration of
     everything that decides the outcome. A run writing artifacts removes its folder first
     (`fresh_artifacts`), so a rerun never writes through a link into the other experiment's files."""
-    for other in sorted(Path(cfg.paths.results).glob(f"*/runs/{rid}.json")):
+    for other in sorted(Path(cfg.paths.results).glob(f"*/{RUNS}/{rid}.json")):
         record = read_complete(other)
         if other == record_path or record is None:
             continue
         source = other.parent.parent.name
         record = {**record, "experiment": cfg.experiment,
                   "reused_from": {"experiment": source, "run_id": rid, "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}}
-        artifacts = other.parent.parent / "artifacts" / rid
+        artifacts = artifacts_dir(other.parent, rid)
         if artifacts.is_dir():
-            shutil.copytree(artifacts, fresh_artifacts(record_path.parent.parent / "artifacts" / rid),
+            shutil.copytree(artifacts, fresh_artifacts(artifacts_dir(record_path.parent, rid)),
                             copy_function=link_or_copy)
         record = write_atomic(record_path, record)
         print(f"reuse {rid}: identical run recorded by experiment {source} ({other}); reuse=false reruns it")
@@ -192,7 +193,7 @@ def run(cfg: DictConfig) -> dict | None:
         return existing
     storage.probe(out)                            # a full or read-only results folder fails here, before any work
     preflight.check_model(cfg)                    # a hub model missing from the cache, before the data is read
-    claim = lease.Lease(out.parent / "leases", rid, cfg.lease.timeout_s, cfg.lease.heartbeat_s) \
+    claim = lease.Lease(leases_dir(out), rid, cfg.lease.timeout_s, cfg.lease.heartbeat_s) \
         if cfg.lease.enabled else None
     owner = claim.acquire() if claim else None
     if owner is not None:
@@ -219,7 +220,7 @@ def run_claimed(cfg, rid: str, record_path: Path, claim: lease.Lease | None, pre
         moved = integrity.set_aside(record_path, corrupt)
         print(f"corrupt record {record_path} ({corrupt}): moved to {moved}; running {rid} again")
     # Resumed from when present; written at epoch ends with trainer.checkpoint, and on a preemption signal.
-    checkpoint = Path(cfg.paths.results) / cfg.experiment / "checkpoints" / f"{rid}.pt"
+    checkpoint = checkpoint_path(out, rid)
     for folder, name in ((out, record_path.name), (checkpoint.parent, checkpoint.name)):
         for tmp in folder.glob(f".{name}.tmp*"):     # a killed writer's half file (we hold the lease: no one else writes)
             tmp.unlink(missing_ok=True)
@@ -265,7 +266,7 @@ def run_claimed(cfg, rid: str, record_path: Path, claim: lease.Lease | None, pre
     if claim and claim.lost():
         print(f"{rid}: {claim.lost()}; no record written (the new owner writes it)")
         return None
-    folder = fresh_artifacts(out.parent / "artifacts" / rid) if state else None
+    folder = fresh_artifacts(artifacts_dir(out, rid)) if state else None
     artifacts = method.save_artifacts(folder) if state else {}
     if state and cfg.trainer.save_model:          # the final model, for probes (childtuning/probe)
         artifacts["model"] = saved_models.save(model, tokenizer, folder)

@@ -36,6 +36,7 @@ import pandas as pd
 from .. import child_mask
 from ..errors import InputError
 from ..layers import layer_of
+from ..record import ARTIFACTS
 from .markdown import natural
 from .overlap_render import (
     ALL,
@@ -118,7 +119,7 @@ def counts(runs: pd.DataFrame, folder: Path) -> dict:
     on disk (refreshing the counts file), else from the counts file, checked by each mask's SHA-256."""
     path = folder / COUNTS_FILE
     saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"runs": {}, "pairs": {}}
-    artifacts = folder / "artifacts"
+    artifacts = folder / ARTIFACTS
     masks, layout, out = {}, None, {"runs": {}, "pairs": {}}
     for _, r in runs.iterrows():
         file = artifacts / r["run_id"] / str(r["mask"] or child_mask.FILE)
