@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -42,7 +41,7 @@ from typing import Callable
 from omegaconf import OmegaConf
 
 from .errors import InputError
-from .record import RUNS, runs_dir
+from .record import RUNS, default_results, runs_dir
 
 SELECTION_FILE = "selection.json"
 RESOLVER = "selected"
@@ -272,7 +271,8 @@ def sweep_command(experiment: str, results: str | Path, extra: list[str]) -> lis
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m childtuning.protocol", description=__doc__.split("\n")[0])
     parser.add_argument("experiment", help="an experiment whose file has a protocol: block")
-    parser.add_argument("--results", default=os.environ.get("CHILDTUNING_RESULTS", "results"))
+    parser.add_argument("--results", default=default_results(),
+                        help="results folder (default: $CHILDTUNING_RESULTS or 'results', as conf/paths/default.yaml)")
     parser.add_argument("--force", action="store_true", help="replace a selection that confirmation runs used")
     parser.add_argument("--allow-missing", action="store_true", help="choose from an incomplete search (noted)")
     parser.add_argument("--launch", nargs=argparse.REMAINDER, default=None, metavar="OVERRIDE",

@@ -67,6 +67,12 @@ def run_id(cfg) -> str:
 RUNS, ARTIFACTS, LEASES, CHECKPOINTS = "runs", "artifacts", "leases", "checkpoints"
 
 
+def default_results() -> str:
+    """paths.results as conf/paths/default.yaml gives it ($CHILDTUNING_RESULTS, else `results`): the
+    default of the command-line tools that are not Hydra apps, read from that file, not restated."""
+    return str(OmegaConf.load(REPO_ROOT / "conf" / "paths" / "default.yaml").results)
+
+
 def runs_dir(results: str, experiment: str) -> Path:
     return Path(results) / experiment / RUNS
 

@@ -154,3 +154,13 @@ def test_status_follows_the_last_epoch_not_the_best():
     assert rec["main_metric"]["value"] == 0.0 and rec["best_epoch"]["epoch"] == 2
     rec = made_up_record([epoch(1, 0.0, "constant predictions"), epoch(2, 55.0)])
     assert rec["status"] == "ok" and rec["reason"] is None and rec["main_metric"]["value"] == 55.0
+
+
+def test_the_tools_default_results_folder_is_the_paths_config_one(monkeypatch, tmp_path):
+    """aggregate and protocol take their --results default from conf/paths/default.yaml, as runs do."""
+    from childtuning.record import default_results
+
+    monkeypatch.delenv("CHILDTUNING_RESULTS", raising=False)
+    assert default_results() == "results"
+    monkeypatch.setenv("CHILDTUNING_RESULTS", str(tmp_path))
+    assert default_results() == str(tmp_path)

@@ -10,14 +10,13 @@ An experiment without a file (run as `experiment=<name>`) gets a layout inferred
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import pandas as pd
 
 from ..errors import InputError
-from ..record import runs_dir
+from ..record import default_results, runs_dir
 from . import registry
 from .records import load_records
 from .spec import find_experiment_file, infer_spec, load_spec, unknown_experiment
@@ -67,7 +66,7 @@ def aggregate(experiment: str, results: str | Path, experiment_file: str | Path 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m childtuning.aggregate", description=__doc__.split("\n")[0])
     parser.add_argument("experiment", help="experiment name (experiments/<name>.yaml, or the name its runs used)")
-    parser.add_argument("--results", default=os.environ.get("CHILDTUNING_RESULTS", "results"),
+    parser.add_argument("--results", default=default_results(),
                         help="results folder (default: $CHILDTUNING_RESULTS or 'results')")
     parser.add_argument("--experiment-file", default=None, help="read the table layout from this file instead")
     args = parser.parse_args(argv)
