@@ -85,13 +85,10 @@ def data_problems(cfg) -> list[str]:
     """Data files a validated run config reads that do not exist (its task's train and dev, or
     the split they are cut from, and each target's split). Existence only: reading is the run's."""
     from .config import load_task_config
-    from .readers import locate, missing_file_message
+    from .readers import locate, missing_file_message, source_split
 
-    def source(task, split):          # train and dev of a resplit task are cut from another split
-        return task.resplit.source if task.resplit is not None and split in ("train", "dev") else split
-
-    wanted = [(cfg.task, source(cfg.task, s)) for s in ("train", "dev")]
-    wanted += [(task, source(task, e["split"])) for e in cfg.targets or [] for task in [load_task_config(e["task"])]]
+    wanted = [(cfg.task, source_split(cfg.task, s)) for s in ("train", "dev")]
+    wanted += [(task, source_split(task, e["split"])) for e in cfg.targets or [] for task in [load_task_config(e["task"])]]
     problems = []
     for task, split in wanted:
         try:

@@ -42,6 +42,12 @@ def declared_splits(task) -> list[str]:
     return sorted(set(task.local.files) | set(task.hub.splits) | ({"train", "dev"} if task.resplit else set()))
 
 
+def source_split(task, split: str) -> str:
+    """The declared split whose file (or hub split) holds `split`: itself, except train and dev of a
+    task that cuts both from one split (task.resplit, e.g. mnli_m_dev_split), which come from that split."""
+    return task.resplit.source if task.resplit is not None and split in ("train", "dev") else split
+
+
 def _hint(task, split: str) -> str:
     ways = []
     if split in task.local.files:

@@ -106,8 +106,9 @@ def resolve(source, target, choice: str | Mapping | None = None) -> LabelMapping
 def _training_data(task) -> set[tuple]:
     """Where `task`'s training examples come from: its local file and hub split (for a resplit
     task, the split it cuts train from)."""
-    split = task.resplit.source if task.resplit is not None else "train"
-    return _data_of(task, split)
+    from .readers import source_split
+
+    return _data_of(task, source_split(task, "train"))
 
 
 def _data_of(task, split: str) -> set[tuple]:
