@@ -103,15 +103,12 @@ def data_problems(cfg) -> list[str]:
 
 # ---------------------------------------------------------------- the grid
 def sweep_jobs(config: DictConfig) -> list[list[str]]:
-    """Each job's overrides, as Hydra's basic sweeper splits the sweep (hydra.sweeper.params, then
-    the command line's overrides, a later value of a key replacing an earlier one)."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
+    """Each job's overrides, as Hydra's basic sweeper splits the sweep of the composed `config`."""
+    from . import sweep
 
     params = OmegaConf.select(config, "hydra.sweeper.params")
     params = OmegaConf.to_container(params, resolve=True) if params is not None else {}
-    args = [f"{k}={v}" for k, v in params.items()] + list(OmegaConf.select(config, "hydra.overrides.task") or [])
-    return BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(args), None)[0]
+    return sweep.jobs(params, OmegaConf.select(config, "hydra.overrides.task") or [])
 
 
 class CellComposer:

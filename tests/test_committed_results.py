@@ -40,13 +40,12 @@ def test_tables_reproduce_from_records(experiment, tmp_path):
 def sweep_jobs(experiment: str) -> list[list[str]]:
     """The override list of each job the experiment's sweep launches (Hydra's basic sweeper)."""
     from hydra import compose, initialize_config_dir
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from childtuning import sweep
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         params = compose("config", overrides=[f"exp={experiment}"], return_hydra_config=True).hydra.sweeper.params
-    parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
-    return [[f"exp={experiment}", *job] for job in BasicSweeper.split_arguments(parsed, max_batch_size=None)[0]]
+    return [[f"exp={experiment}", *job] for job in sweep.jobs(dict(params))]
 
 
 @pytest.mark.skipif(not COMMITTED, reason="no aggregated experiment under results/")

@@ -72,3 +72,21 @@ def test_parallel_launcher_runs_the_grid_with_the_same_records(tmp_path, synthet
         return {p.name: (lambda r: (r["metrics"], r["history"]))(json.loads(p.read_text()))
                 for p in sorted((results / "smoke" / "runs").glob("*.json"))}
     assert len(runs(tmp_path / "serial")) == 2 and runs(tmp_path / "serial") == runs(tmp_path / "parallel")
+
+
+def test_sweep_jobs_expand_as_hydra_with_the_command_line_winning():
+    """childtuning.sweep.jobs, which pre-flight and the probe use to know a sweep before it runs:
+    the experiment's params in their order, a command-line value replacing a swept one in place,
+    a command-line list swept too."""
+    from childtuning import sweep
+
+    jobs = sweep.jobs({"task": "rte,mrpc", "seed": "range(1,3)"}, ["seed=5", "method=vanilla,child_tuning_d"])
+    assert jobs == [[f"task={t}", "seed=5", f"method={m}"] for t in ("rte", "mrpc") for m in ("vanilla", "child_tuning_d")]
+
+
+def test_the_probe_finds_the_runs_of_a_sweep_narrowed_on_the_command_line():
+    from childtuning.probe import sources
+
+    jobs = sources.sweep_jobs(["exp=task_transfer_smoke", "seed=2"])
+    assert [sorted(j) for j in jobs] == [sorted(["exp=task_transfer_smoke", f"method={m}", "seed=2"])
+                                         for m in ("vanilla", "child_tuning_d")]

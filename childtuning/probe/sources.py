@@ -57,26 +57,14 @@ def compose(overrides: list[str], with_hydra: bool = False):
         return hydra_compose("config", overrides=list(overrides), return_hydra_config=with_hydra)
 
 
-def override_keys(overrides: list[str]) -> set[str]:
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    return {o.key_or_group for o in OverridesParser.create().parse_overrides(list(overrides))}
-
-
 def sweep_jobs(overrides: list[str]) -> list[list[str]]:
-    """Each job's overrides: the experiment's sweep (hydra.sweeper.params) expanded as Hydra's basic
-    sweeper expands it, less the keys the command line sets (the command line wins, as in Hydra)."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
+    """Each job's overrides: the experiment's sweep (hydra.sweeper.params) with the command line's
+    overrides, expanded as the runner's sweep expands it (childtuning/sweep.py; the command line wins)."""
+    from .. import sweep
 
     params = OmegaConf.select(compose(overrides, with_hydra=True), "hydra.sweeper.params") or {}
     params = OmegaConf.to_container(params, resolve=True) if OmegaConf.is_config(params) else dict(params)
-    given = override_keys(overrides)
-    params = {k: v for k, v in params.items() if k not in given}
-    if not params:
-        return [list(overrides)]
-    parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
-    return [list(overrides) + job for job in BasicSweeper.split_arguments(parsed, max_batch_size=None)[0]]
+    return sweep.jobs(params, overrides)
 
 
 def from_sweep(cfg, overrides: list[str], results: str) -> tuple[list[Source], list[dict]]:
