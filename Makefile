@@ -86,7 +86,7 @@ reproduce-prior-methods: $(SETUP)  ## paper Sec. 4.1: BERT-large, 4 tasks, vanil
 	$(SWEEP) exp=prior_methods
 	$(PY) -m childtuning.aggregate prior_methods --results $(RESULTS)
 
-reproduce-prior-methods-cpu: $(SETUP)  ## the same on MiniLM, MRPC/STS-B 1k subsets, 5 seeds, tuned rates (about 4.5 h on 2 cores, after the search stage)
+reproduce-prior-methods-cpu: $(SETUP)  ## the same on MiniLM, MRPC/STS-B 1k subsets, 5 seeds, tuned rates (about 3 h on 2 cores, after the search stage)
 	$(CPU_SWEEP) exp=lr_search_tuned_cpu
 	$(PY) -m childtuning.protocol table1_cpu_tuned --results $(RESULTS)
 	$(CPU_SWEEP) exp=prior_methods_cpu
