@@ -110,6 +110,13 @@ def test_curve_kind_plots_score_against_the_axis_and_compares_with_the_reference
     spec.write_text(CURVE_YAML.replace("  x: method.keep_ratio\n", ""))
     with pytest.raises(InputError, match="needs table.x"):
         aggregate("curve", results, experiment_file=spec)
+    spec.write_text(CURVE_YAML.replace("  x: method.keep_ratio\n", "  x: method.keep_ratio\n  x_scale: logarithmic\n"))
+    with pytest.raises(InputError, match="x_scale must be one of"):
+        aggregate("curve", results, experiment_file=spec)
+    spec.write_text(CURVE_YAML.replace("  x: method.keep_ratio\n", "  x: method.keep_ratio\n  x_scale: log\n"))
+    (results / "curve" / "plots" / "rte.png").unlink()
+    aggregate("curve", results, experiment_file=spec)
+    assert (results / "curve" / "plots" / "rte.png").is_file()
 
 
 # ----------------------------------------------------------------------------- overlap kind

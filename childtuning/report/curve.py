@@ -6,6 +6,7 @@ method.keep_ratio), plotted as score against that axis, one line per method, one
       rows: [model, method, method.keep_ratio]
       x: method.keep_ratio                  # the numeric row axis on the horizontal axis
       reference: {at: 1.0, label: "..."}    # optional: each line's mean at x = 1.0 drawn across the plot
+      x_scale: linear                       # or log, for values spread over orders of magnitude (x > 0)
       baseline: {method.keep_ratio: 1.0}    # the tables compare every x with that one, as usual
 
 Tables (md, csv, tex) are the GLUE kind's; the plots replace its per-seed dot plots.
@@ -22,6 +23,9 @@ from .emp import plot_emp
 from .glue import GlueTable
 from .plots import STATUS_COLORS, filename
 from .registry import register
+
+
+X_SCALES = ("linear", "log")
 
 
 def as_number(value) -> float:
@@ -41,6 +45,8 @@ class CurveTable(GlueTable):
         if x not in spec.extra:
             raise InputError(f"{where}: table.kind curve needs table.x, one of its numeric row axes {spec.extra} "
                              f"(got {x!r})")
+        if spec.options.get("x_scale", "linear") not in X_SCALES:
+            raise InputError(f"{where}: table.x_scale must be one of {X_SCALES} (got {spec.options['x_scale']!r})")
         ref = spec.options.get("reference")
         if ref is not None and (not isinstance(ref, dict) or "at" not in ref):
             raise InputError(f"{where}: table.reference must be {{at: <x value>, label: <text>}} (got {ref!r})")
@@ -86,6 +92,7 @@ def plot_curves(s, folder: Path) -> list[Path]:
                 if at:
                     text = ref.get("label") or f"{x_axis} = {ref['at']}"
                     ax.axhline(at[0], color=color, linestyle="--", linewidth=1, label=f"{label}: {text}")
+        ax.set_xscale(s.spec.options.get("x_scale", "linear"))
         ax.set_xlabel(x_axis)
         ax.set_ylabel(s.task_metric(task))
         ax.set_title(f"{s.spec.experiment}: {task}, mean ± std over seeds (dots: seeds; "
