@@ -1,6 +1,6 @@
 """The prior-methods notebook executes headless on small hand-made records of prior_methods_cpu:
 the table, what Child-Tuning_D adds to each method, distances to the pretrained weights, the
-methods' own statistics and their cost."""
+methods' own statistics and their cost; and of wd_pretrained_strength_cpu: score and loss split per λ."""
 import numpy as np
 import pytest
 
@@ -36,6 +36,15 @@ def build(results):
                          finished_at=f"2026-01-01T10:0{int(seconds // 60)}:{int(seconds % 60):02d}+00:00")
                 runs.append(r)
     write(results, *runs, experiment="prior_methods_cpu")
+    strength = []
+    for task in ("mrpc", "stsb"):
+        for lam in (0.01, 1, 100):
+            for seed in (1, 2, 3):
+                r = record("wd_pretrained_strength_cpu", task, "wd_pretrained", seed, 80.0 - lam / 10 + rng.random(),
+                           tag=f"l{lam}", method__coupled_strength=lam, trainer__lr=1e-4)
+                r["history"][-1].update(train_loss=0.5 + lam / 100, loss_terms={"l2_to_pretrained": lam / 100})
+                strength.append(r)
+    write(results, *strength, experiment="wd_pretrained_strength_cpu")
 
 
 @pytest.mark.slow
@@ -47,7 +56,9 @@ def test_prior_methods_notebook_runs_on_small_records(tmp_path, monkeypatch):
     assert "child_tuning_d+mixout" in text and "p_paired_holm" in text
     assert "mixed_fraction_of_model" in text and "kept_fraction_of_eligible" in text
     assert "nothing to show" not in text
-    assert len(images) == 2                                                  # CT-D's gains, distances per layer
+    assert "task loss" in text and "method.coupled_strength" in text           # the coupled pull's section
+    assert len(images) == 3                                  # CT-D's gains, distances per layer, score against λ
+    assert (results / "wd_pretrained_strength_cpu" / "table.md").is_file()
     assert (results / "prior_methods_cpu" / "table.md").is_file()
     md = (results / "prior_methods_cpu" / "table.md").read_text()
     assert "## What each part of a combination adds" in md
@@ -56,4 +67,5 @@ def test_prior_methods_notebook_runs_on_small_records(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_prior_methods_notebook_says_when_there_is_nothing(tmp_path, monkeypatch):
     text, images = run_notebook("prior_methods", monkeypatch, results=tmp_path / "empty")
-    assert "prior_methods_cpu: nothing to show" in text and not images
+    assert "prior_methods_cpu: nothing to show" in text and "wd_pretrained_strength_cpu: nothing to show" in text
+    assert not images
