@@ -95,7 +95,7 @@ def plot_curves(s, folder: Path) -> list[Path]:
         ax.set_xscale(s.spec.options.get("x_scale", "linear"))
         ax.set_xlabel(x_axis)
         ax.set_ylabel(s.task_metric(task))
-        ax.set_title(f"{s.spec.experiment}: {task}, mean ± std over seeds (dots: seeds; "
+        ax.set_title(f"{s.spec.experiment}: {task}, mean ± std over seeds\n(dots: seeds; "
                      f"orange: {', '.join(k for k in STATUS_COLORS if k != 'ok')})", fontsize=8)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6, loc="best")
