@@ -57,7 +57,7 @@ def test_prior_methods_notebook_runs_on_small_records(tmp_path, monkeypatch):
     assert "mixed_fraction_of_model" in text and "kept_fraction_of_eligible" in text
     assert "nothing to show" not in text
     assert "task loss" in text and "method.coupled_strength" in text           # the coupled pull's section
-    assert len(images) == 3                                  # CT-D's gains, distances per layer, score against λ
+    assert len(images) == 4                  # CT-D's gains, distances per layer, score against λ per task (2)
     assert (results / "wd_pretrained_strength_cpu" / "table.md").is_file()
     assert (results / "prior_methods_cpu" / "table.md").is_file()
     md = (results / "prior_methods_cpu" / "table.md").read_text()
