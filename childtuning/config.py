@@ -80,11 +80,14 @@ class LocalSource:
 
 @dataclass
 class ResplitConfig:
-    """Train and dev cut from one declared split: `train_size` label-stratified examples drawn
-    with `seed` become train, the rest (in file order) dev. For offline substitutes."""
+    """Train and dev cut from one declared split: `train_size` examples drawn with `seed` become
+    train, the rest (in file order) dev. For offline substitutes. Label-stratified, unless `group`
+    names a text field (e.g. premise): then whole groups of examples sharing that text are drawn,
+    so related examples never sit on both sides (childtuning/subsets.py)."""
     source: str = MISSING
     train_size: int = MISSING
     seed: int = 0
+    group: Optional[str] = None
 
 
 @dataclass
@@ -128,8 +131,9 @@ class TrainerConfig:
     optimizer: str = MISSING
     optimizer_impl: str = MISSING
     checkpoint: bool = not_outcome(default=False)   # a resumed run ends bit-identical to an uninterrupted one
-    # Keep the final model beside the record (childtuning/saved_models.py); what the run computes is the same.
-    save_model: bool = not_outcome(default=False)
+    # Keep the final model beside the record (childtuning/saved_models.py); what the run computes is
+    # the same. null: keep it when the run declares evaluation targets (train.keeps_model).
+    save_model: Optional[bool] = not_outcome(default=None)
 
 
 @dataclass
@@ -288,6 +292,9 @@ def check_task(t: DictConfig) -> None:
                                             f"{sorted(declared)} (local.files or hub.splits)")
         check(t.resplit.train_size > 0, f"{at}: resplit.train_size={t.resplit.train_size}; use a positive number")
         check(not t.regression, f"{at}: resplit draws a label-stratified train set; it needs a classification task")
+        check(t.resplit.group is None or t.resplit.group in t.text_fields,
+              f"{at}: resplit.group={t.resplit.group!r} must be one of its text_fields {list(t.text_fields)} "
+              "(the text that related examples share, e.g. premise)")
         declared |= {"train", "dev"}
     for split in ("train", "dev"):
         check(split in declared, f"{at}: no {split} split; declare its file in local.files or its hub "

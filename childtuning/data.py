@@ -21,7 +21,9 @@ def load_task(task, glue_dir: str | None, splits=RUN_SPLITS) -> dict[str, Split]
     out = {}
     if task.resplit is not None and {"train", "dev"} & set(splits):
         pool = read_split(task, task.resplit.source, glue_dir)
-        out["train"], out["dev"] = resplit(pool, task.resplit.train_size, task.resplit.seed, task.name)
+        group = task.resplit.group
+        out["train"], out["dev"] = resplit(pool, task.resplit.train_size, task.resplit.seed, task.name,
+                                           list(task.text_fields).index(group) if group else None, group or "")
     for split in splits:
         if split not in out:
             out[split] = read_split(task, split, glue_dir)

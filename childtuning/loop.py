@@ -73,10 +73,12 @@ def predict(model, loader, device, autocast, regression: bool, progress: bool) -
     return torch.cat(preds).cpu().numpy(), torch.cat(labels).cpu().numpy()
 
 
-def evaluate(model, loader, task, device, autocast, progress=False) -> tuple[dict, str | None]:
+def evaluate(model, loader, task, device, autocast, progress=False) -> tuple[dict, str | None, dict]:
+    """The split's metrics, why its predictions are degenerate (or None), and how they are distributed."""
     preds, labels = predict(model, loader, device, autocast, task.regression, progress)
     scores = metrics_lib.compute(list(task.metrics), preds, labels)
-    return scores, metrics_lib.degenerate_reason(preds, task.regression, scores)
+    return (scores, metrics_lib.degenerate_reason(preds, task.regression, scores),
+            metrics_lib.prediction_summary(preds, labels, task.regression, getattr(task, "labels", None)))
 
 
 class Interrupted(Exception):
@@ -106,6 +108,8 @@ def train(model, method, train_loader, dev_loader, cfg, device, log=lambda d, st
         where = f"{state['partial']['batches']} batches into epoch {state['epoch'] + 1}" if state.get("partial") \
             else f"after epoch {state['epoch']}"
         print(f"resumed from {checkpoint_path} at step {state['step']}, {where}")
+        # Kept in the state (so in later checkpoints too): the record lists every resumption.
+        state["resumptions"] = state.get("resumptions", []) + [{"step": state["step"], "where": where}]
     clock = time.perf_counter() - state["seconds"]
 
     def save(partial: dict | None) -> None:
@@ -151,9 +155,10 @@ def train(model, method, train_loader, dev_loader, cfg, device, log=lambda d, st
             if state["step"] % 50 == 0:
                 log({"train/loss": losses[-1], "train/lr": scheduler.get_last_lr()[0]}, state["step"])
             check_stop({**part, "extras": dict(extras)})
-        scores, degenerate = evaluate(model, dev_loader, cfg.task, device, autocast, progress)
+        scores, degenerate, predictions = evaluate(model, dev_loader, cfg.task, device, autocast, progress)
         entry = {"epoch": epoch + 1, "step": state["step"], "metrics": scores,
-                 "train_loss": float(np.mean(losses)) if losses else None, "degenerate": degenerate}
+                 "train_loss": float(np.mean(losses)) if losses else None, "degenerate": degenerate,
+                 "predictions": predictions}
         if extras:
             entry["loss_terms"] = {name: float(np.mean(v)) for name, v in sorted(extras.items())}
         state["history"].append(entry)

@@ -21,6 +21,31 @@ def compute(names: list[str], predictions: np.ndarray, labels: np.ndarray) -> di
     return {n: 100.0 * METRICS[n](predictions, labels) for n in names}
 
 
+# A run is flagged near-constant (and counted so in the tables) when its predictions carry almost no
+# spread: the most frequent predicted class takes more than this share of the predictions, or (a
+# regression task) the predictions' standard deviation is below this fraction of the labels'.
+NEAR_CONSTANT_SHARE = 0.95
+NEAR_CONSTANT_SPREAD = 0.05
+
+
+def prediction_summary(predictions: np.ndarray, labels: np.ndarray, regression: bool,
+                       label_names: list[str] | None = None) -> dict:
+    """How a split's predictions are distributed, for the record: the class histogram (by label
+    name) and the majority class's share, or for regression the predictions' mean and std beside
+    the labels' std; `near_constant` by the thresholds above."""
+    predictions, labels = np.asarray(predictions), np.asarray(labels)
+    if regression:
+        spread, label_spread = float(np.std(predictions)), float(np.std(labels))
+        return {"n": int(len(predictions)), "mean": float(np.mean(predictions)), "std": spread,
+                "label_std": label_spread, "near_constant": bool(spread < NEAR_CONSTANT_SPREAD * label_spread)}
+    names = list(label_names or [])
+    counts = np.bincount(predictions.astype(np.int64), minlength=len(names))
+    histogram = {(names[i] if i < len(names) else str(i)): int(c) for i, c in enumerate(counts)}
+    share = float(counts.max() / counts.sum()) if counts.sum() else float("nan")
+    return {"n": int(counts.sum()), "counts": histogram, "majority_share": share,
+            "near_constant": bool(share > NEAR_CONSTANT_SHARE)}
+
+
 def degenerate_reason(predictions: np.ndarray, regression: bool, metrics: dict[str, float]) -> str | None:
     """Why a run's predictions carry no signal, or None. Such runs are kept and labelled."""
     if not regression and len(np.unique(predictions)) == 1:

@@ -23,7 +23,7 @@ def outcome(resolved: dict) -> dict:
     (this run's method only), trainer and seed, less the keys a schema marks `not_outcome` (where
     the data files are, whether to checkpoint) and the `added_later` keys still at their old
     value, plus a precision other than fp32 and the packed layout. Not: paths, logging, device,
-    threads, the experiment."""
+    threads, the experiment, the evaluation targets (schema 3; schema 2 ids hashed them)."""
     from .config import id_part
 
     out = {}
@@ -38,9 +38,7 @@ def outcome(resolved: dict) -> dict:
         out["layout"] = "packed" if layout == "rows" else layout
     if resolved["impl"].get("pad_to_multiple_of", 1) > 1:
         out["pad_to_multiple_of"] = resolved["impl"]["pad_to_multiple_of"]
-    if resolved.get("targets"):                     # what the run reports, with each target's label pairs
-        out["targets"] = resolved["targets"]
-    return out
+    return out            # not `targets`: evaluation targets are scored into records of their own
 
 
 def uses_packing(resolved: dict) -> bool:
@@ -61,10 +59,10 @@ def run_id(cfg) -> str:
     return f"{resolved['model']['name']}.{resolved['task']['name']}.{resolved['method']['name']}.s{resolved['seed']}.{digest}"
 
 
-# The folders of an experiment, <results>/<experiment>/: its run records, each run's large outputs,
-# the sweeps' leases and mid-run checkpoints (probe records: probe/records.probes_dir). One place,
-# so that moving one moves it everywhere.
-RUNS, ARTIFACTS, LEASES, CHECKPOINTS = "runs", "artifacts", "leases", "checkpoints"
+# The folders of an experiment, <results>/<experiment>/: its run records, its target records
+# (childtuning/targets.py), each run's large outputs, the sweeps' leases and mid-run checkpoints
+# (probe records: probe/records.probes_dir). One place, so that moving one moves it everywhere.
+RUNS, TARGETS, ARTIFACTS, LEASES, CHECKPOINTS = "runs", "targets", "artifacts", "leases", "checkpoints"
 
 
 def default_results() -> str:
@@ -117,6 +115,49 @@ def write_atomic(path: Path, record: dict) -> dict:
     return record
 
 
+def prediction_fields(final: dict | None, split: str = "dev") -> dict:
+    """A record's `predictions` (the last evaluation's distribution per split, metrics.prediction_summary)
+    and `near_constant` (that distribution's flag; None when nothing was evaluated). Records made
+    before these keys existed lack both: the tables count them as unknown."""
+    summary = (final or {}).get("predictions")
+    return {"predictions": {split: summary} if summary else {},
+            "near_constant": summary["near_constant"] if summary else None}
+
+
+# What a run's computation can depend on in the checkout: a change here (tracked or not) makes the
+# tree dirty for provenance. Results, docs and notebooks are not code a run executes.
+CODE_PATHS = ("childtuning", "conf", "experiments", "pyproject.toml")
+
+
+def git(*args: str) -> str | None:
+    """A git command's standard output in the checkout, or None when git or the checkout is missing."""
+    try:
+        done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def provenance() -> dict:
+    """The commit a run's code came from, whether the code paths (CODE_PATHS) differ from it, and
+    if so a sha256 over the differences (`git diff HEAD` of tracked files and the untracked files'
+    names and contents), so that two records made from the same uncommitted state can be told apart
+    from others. A committed record must be clean (tests/test_provenance.py)."""
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=all", "--", *CODE_PATHS)
+    if commit is None or status is None:
+        return {"git_commit": None, "git_dirty": None, "git_diff_sha256": None}
+    digest = None
+    if status.strip():
+        h = hashlib.sha256((git("diff", "HEAD", "--", *CODE_PATHS) or "").encode())
+        for line in sorted(status.splitlines()):
+            if line.startswith("??"):
+                path = REPO_ROOT / line[3:]
+                h.update(line.encode() + (path.read_bytes() if path.is_file() else b""))
+        digest = h.hexdigest()
+    return {"git_commit": commit.strip() or None, "git_dirty": bool(status.strip()), "git_diff_sha256": digest}
+
+
 def versions() -> dict:
     import torch
     import transformers
@@ -126,12 +167,5 @@ def versions() -> dict:
         datasets_version = datasets.__version__
     except ImportError:
         datasets_version = None
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
-                                timeout=5).stdout.strip() or None
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
-                                    capture_output=True, text=True, timeout=5).stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        commit, dirty = None, None
-    return {"childtuning": __version__, "git_commit": commit, "git_dirty": dirty, "python": platform.python_version(),
+    return {"childtuning": __version__, **provenance(), "python": platform.python_version(),
             "torch": torch.__version__, "transformers": transformers.__version__, "datasets": datasets_version}

@@ -72,14 +72,56 @@ def training_subset(train: Split, task, run_seed: int) -> Split:
     return draw(train, task.max_train_samples, seeding.generator(seed, "subsample"))
 
 
-def resplit(pool: Split, train_size: int, seed: int, task_name: str = "") -> tuple[Split, Split]:
-    """(train, dev): a label-stratified `train_size` subset of `pool` drawn from the "resplit"
-    stream of `seed`, and every other example of `pool` (both in file order)."""
+def grouped_indices(groups: list, n: int, generator: torch.Generator) -> list[int] | None:
+    """Positions of exactly `n` examples made of whole groups (examples sharing a `groups` value),
+    in file order; None when no set of whole groups has `n` examples. The groups are visited in
+    one seeded random order and each is taken when it fits and the groups after it can still
+    complete `n` exactly (a subset-sum table of the later groups' sizes, as bit masks)."""
+    members: dict = {}
+    for i, g in enumerate(groups):
+        members.setdefault(g, []).append(i)
+    keys = list(members)              # first-appearance order, so the draw depends on the file only
+    order = [keys[j] for j in torch.randperm(len(keys), generator=generator).tolist()]
+    sizes = [len(members[k]) for k in order]
+    full = (1 << (n + 1)) - 1
+    reachable = [0] * len(order) + [1]         # reachable[j]: bit s set when groups j.. can sum to s
+    for j in range(len(order) - 1, -1, -1):
+        reachable[j] = (reachable[j + 1] | (reachable[j + 1] << sizes[j])) & full
+    if not reachable[0] >> n & 1:
+        return None
+    chosen, left = [], n
+    for j, key in enumerate(order):
+        if left == 0:
+            break
+        if sizes[j] <= left and reachable[j + 1] >> (left - sizes[j]) & 1:
+            chosen += members[key]
+            left -= sizes[j]
+    return sorted(chosen)
+
+
+def resplit(pool: Split, train_size: int, seed: int, task_name: str = "", group_field: int | None = None,
+            group_name: str = "") -> tuple[Split, Split]:
+    """(train, dev): `train_size` examples of `pool` drawn from the "resplit" stream of `seed`,
+    and every other example of `pool` (both in file order). Without a group the draw is
+    label-stratified. With `group_field` (the position of a text field, e.g. MNLI's premise) it
+    takes whole groups of examples that share that text, so train and dev never share one (MNLI
+    writes three hypotheses per premise, one per label, so the labels stay close to balanced; the
+    draw is not stratified)."""
     if not 0 < train_size < len(pool):
         raise InputError(f"task {task_name}: resplit.train_size={train_size} leaves no dev set from {pool.source} "
                          f"({len(pool)} examples); use a size below {len(pool)}")
-    chosen = stratified_indices(pool.labels, train_size, seeding.generator(seed, "resplit"))
+    generator = seeding.generator(seed, "resplit")
+    if group_field is None:
+        chosen = stratified_indices(pool.labels, train_size, generator)
+        how = f"{train_size} label-stratified, seed {seed}"
+    else:
+        groups = [t[group_field] for t in pool.texts]
+        chosen = grouped_indices(groups, train_size, generator)
+        if chosen is None:
+            raise InputError(f"task {task_name}: resplit.train_size={train_size} cannot be made of whole "
+                             f"{group_name} groups of {pool.source}; choose another size")
+        how = f"{train_size} in {len({groups[i] for i in chosen})} whole {group_name} groups, seed {seed}"
     taken = set(chosen)
     rest = [i for i in range(len(pool)) if i not in taken]
-    return (_take(pool, chosen, f"{pool.source} (resplit: {train_size} label-stratified, seed {seed})"),
+    return (_take(pool, chosen, f"{pool.source} (resplit: {how})"),
             _take(pool, rest, f"{pool.source} (resplit: the other {len(rest)})"))

@@ -1,14 +1,20 @@
-"""Evaluation targets: other tasks' splits a run scores its final model on, through a label map.
+"""Evaluation targets: other tasks' splits a model is scored on, through a label map, each score
+its own record.
 
-A run trains on its own task and, after the last epoch, evaluates the final model (eval mode) on
-each target in `targets`: "task:split" (e.g. "sick:dev"), or {task, split, label_map} where
-label_map is `by_name`, a map name from the target's task file (e.g. QQP's `literal`) or an
-explicit {source label: target label}. The in-domain dev score stays the run's main metric; each
-target is one entry of the record's `targets`, with its metrics, size, data fingerprint, the
-mapping used and the score of always predicting the target's most frequent label.
+A target is "task:split" (e.g. "sick:dev") or {task, split, label_map}, where label_map is
+`by_name`, a map name from the target's task file (e.g. QQP's `literal`) or an explicit
+{source label: target label}. Targets are evaluation, not training: they never enter a run's id.
+A run that declares targets scores its final model (eval mode) on each after its last epoch; a
+target added later is scored from the run's kept model (`python -m childtuning.evaluate`, or a
+relaunch of the sweep), with no training step. Each score is a target record,
+<results>/<experiment>/targets/<run_id>.<task>-<split>.<map digest>.json, keyed by the run, the
+target split and the label map; it holds the metrics, size, data fingerprint, the map used, the
+prediction histogram and the score of always predicting the target's most frequent label. The
+in-domain dev score stays in the run record as the run's main metric.
 """
 from __future__ import annotations
 
+import socket
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -17,10 +23,12 @@ from dataclasses import dataclass
 import numpy as np
 from omegaconf import OmegaConf
 
-from . import data
+from . import data, target_records
 from . import metrics as metrics_lib
 from .errors import InputError
+from .target_records import missing  # noqa: F401 (used as targets.missing by the runner)
 from .transfer import LabelMapping, check_target
+
 
 
 def parse(spec) -> tuple[str, str, object]:
@@ -56,11 +64,17 @@ class Target:
     split: data.Split
     label_map: dict           # the resolved map as validate() wrote it (name and pairs), for the record
 
+    @property
+    def entry(self) -> dict:
+        """The resolved `targets` entry this target was read from (what keys its record)."""
+        return {"task": self.task.name, "split": self.name.split(":", 1)[1], "label_map": self.label_map}
 
-def load(cfg) -> list[Target]:
-    """Read every target split of a validated run config (cheap; before the model loads)."""
+
+def load(cfg, entries=None) -> list[Target]:
+    """Read every target split of a validated run config (cheap; before the model loads), or only
+    those of `entries` (resolved entries of cfg.targets)."""
     targets = []
-    for entry in cfg.targets:
+    for entry in cfg.targets if entries is None else entries:
         task_cfg, mapping = check_target(cfg.task, entry["task"], entry["split"], dict(entry["label_map"]["pairs"]))
         split = data.load_task(task_cfg, cfg.paths.glue_dir, [entry["split"]])[entry["split"]]
         if len(split) == 0:
@@ -78,18 +92,28 @@ def majority_scores(task, labels: list) -> dict:
     return metrics_lib.compute(list(task.metrics), np.full(len(labels), top), np.asarray(labels))
 
 
-def evaluate(model, targets: list[Target], loaders: list, device, autocast, predict) -> tuple[dict, float]:
-    """Each target's record entry, and the seconds spent. `loaders`: each target's evaluation
-    batches (as the dev set's); `predict`: the loop's prediction function (eval mode)."""
-    started, out = time.perf_counter(), {}
-    for t, loader in zip(targets, loaders):
-        preds, labels = predict(model, loader, device, autocast, False, False)
-        mapped = np.asarray(t.mapping.apply(preds))
-        scores = metrics_lib.compute(list(t.task.metrics), mapped, labels)
-        out[t.name] = {"task": t.task.name, "split": t.name.split(":", 1)[1], "metrics": scores,
-                       "main_metric": t.task.main_metric, "size": len(t.split), "dropped": t.split.dropped,
-                       "source": t.split.source, "fingerprint": data.fingerprint(t.split),
-                       "label_map": t.label_map,
-                       "majority_class": majority_scores(t.task, list(t.split.labels)),
-                       "degenerate": metrics_lib.degenerate_reason(mapped, False, scores)}
-    return out, time.perf_counter() - started
+def score(model, target: Target, loader, device, autocast, predict) -> dict:
+    """One target's scores: metrics of the mapped predictions, the prediction histogram, the
+    majority-class baseline, whether the predictions are degenerate, and the seconds spent."""
+    started = time.perf_counter()
+    preds, labels = predict(model, loader, device, autocast, False, False)
+    mapped = np.asarray(target.mapping.apply(preds))
+    scores = metrics_lib.compute(list(target.task.metrics), mapped, labels)
+    return {"metrics": scores, "predictions": metrics_lib.prediction_summary(mapped, labels, False, target.task.labels),
+            "majority_class": majority_scores(target.task, list(target.split.labels)),
+            "degenerate": metrics_lib.degenerate_reason(mapped, False, scores),
+            "seconds": time.perf_counter() - started}
+
+
+def write(results, run: dict, target: Target, scored: dict, model_from: str, device) -> dict:
+    """Write the target record of `run` (its run record) on `target`, from `score`'s result."""
+    import torch
+
+    device_info = {"type": device.type, "name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+                   "threads": torch.get_num_threads(), "host": socket.gethostname()}
+    return target_records.write(results, run, target.entry, {
+        "predictions": scored["predictions"], "near_constant": scored["predictions"]["near_constant"],
+        "metrics": scored["metrics"], "main_metric": target.task.main_metric, "reason": scored["degenerate"],
+        "majority_class": scored["majority_class"], "size": len(target.split), "dropped": target.split.dropped,
+        "source": target.split.source, "fingerprint": data.fingerprint(target.split), "model_from": model_from,
+        "seconds": scored["seconds"], "device": device_info})

@@ -32,8 +32,8 @@ from .errors import InputError
 from .logger import Logger
 from .loop import Interrupted, autocast_for, predict, train
 from .models import build_model, build_tokenizer
-from .record import (RUNS, artifacts_dir, checkpoint_path, leases_dir, read_complete, run_id, runs_dir, uses_packing,
-                     versions, write_atomic)
+from .record import (RUNS, TARGETS, artifacts_dir, checkpoint_path, leases_dir, prediction_fields, read_complete, run_id,
+                     runs_dir, uses_packing, versions, write_atomic)
 
 
 def device_for(impl) -> torch.device:
@@ -87,6 +87,40 @@ def target_loaders(cfg, tokenizer, target_list: list[targets.Target]) -> list[da
                         regression=False) for t in target_list]
 
 
+def keeps_model(cfg) -> bool:
+    """trainer.save_model, where null (the default) keeps the final model of a run that declares
+    evaluation targets, so that a target added later is scored without training again."""
+    return bool(cfg.targets) if cfg.trainer.save_model is None else bool(cfg.trainer.save_model)
+
+
+def score_targets(cfg, record: dict, target_list: list[targets.Target], model, tokenizer, device,
+                  model_from: str) -> list[dict]:
+    """Score `model` (eval mode) on each target and write each target record; returns them."""
+    autocast, _ = autocast_for(cfg.impl.precision, device)
+    written = []
+    for target, loader in zip(target_list, target_loaders(cfg, tokenizer, target_list)):
+        scored = targets.score(model, target, loader, device, autocast, predict)
+        written.append(targets.write(cfg.paths.results, record, target, scored, model_from, device))
+        print(f"{record['run_id']}: target {target.name} {target.task.main_metric} "
+              f"{scored['metrics'][target.task.main_metric]:.2f} ({model_from})", flush=True)
+    return written
+
+
+def score_from_kept_model(cfg, record: dict, entries) -> list[dict]:
+    """Score a finished run's kept model on the targets `entries` (no training): a target added
+    after the run, or one whose record was lost. Raises InputError (naming the fix) when the run
+    kept no model."""
+    saved = saved_models.resolve(cfg.paths.results, f"{record['experiment']}/{record['run_id']}")
+    target_list = targets.load(cfg, entries)             # bad target data fails before the model loads
+    if cfg.impl.num_threads:
+        torch.set_num_threads(cfg.impl.num_threads)
+    device = device_for(cfg.impl)
+    model, tokenizer = saved_models.load(saved)
+    model.to(device)
+    return score_targets(cfg, record, target_list, model, tokenizer, device,
+                         f"kept model {saved.ref} (sha256 checked)")
+
+
 def init_model(cfg, tokenizer, device: torch.device) -> torch.nn.Module:
     """The pretrained encoder with a new head, initialised from the run's "init" stream."""
     seeding.seed_global(cfg.seed, "init")
@@ -104,9 +138,9 @@ def build_method(cfg) -> methods.Method:
 
 
 def build_record(cfg, rid: str, splits: dict, device: torch.device, started: str, state: dict | None,
-                 error: str | None, method: methods.Method, artifacts: dict, target_results: dict | None = None) -> dict:
-    """The run record. `state`: what loop.train returned (with `target_seconds` when targets were
-    evaluated), or None when the run failed with `error`."""
+                 error: str | None, method: methods.Method, artifacts: dict) -> dict:
+    """The run record. `state`: what loop.train returned, or None when the run failed with `error`.
+    Evaluation targets are not in it: each has a target record (childtuning/targets.py)."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
     history = state["history"] if state else []
     final = history[-1] if history else None
@@ -126,11 +160,11 @@ def build_record(cfg, rid: str, splits: dict, device: torch.device, started: str
                         "none: trainer.epochs=0 records only the method's preparation (no training, no evaluation)"},
         "best_epoch": {"epoch": best["epoch"], "value": best["metrics"][main],
                        "note": "best dev epoch, for reference only; not the headline"} if best else None,
-        "history": history, "steps": state["step"] if state else 0,
+        "history": history, **prediction_fields(final), "steps": state["step"] if state else 0,
         "train_seconds": state["seconds"] if state else None,
         "prepare_seconds": state["prepare_seconds"] if state else None,
-        **({"targets": target_results or {}, "target_seconds": state.get("target_seconds") if state else None}
-           if cfg.targets else {}),
+        # each time the run went on from a checkpoint (a preemption, a killed node): step and place
+        "resumed_from_checkpoint": state.get("resumptions", []) if state else [],
         "method_stats": method.stats() if state else {}, "artifacts": artifacts,
         "data": {s: {"source": splits[s].source, "size": len(splits[s]), "fingerprint": data.fingerprint(splits[s])}
                  for s in splits},
@@ -189,8 +223,7 @@ def run(cfg: DictConfig) -> dict | None:
     record_path = out / f"{rid}.json"
     existing = read_complete(record_path)
     if existing is not None and not cfg.force:
-        print(f"skip {rid}: complete record at {record_path} (force=true reruns it)")
-        return existing
+        return finished(cfg, existing, record_path)
     storage.probe(out)                            # a full or read-only results folder fails here, before any work
     preflight.check_model(cfg)                    # a hub model missing from the cache, before the data is read
     claim = lease.Lease(leases_dir(out), rid, cfg.lease.timeout_s, cfg.lease.heartbeat_s) \
@@ -208,14 +241,24 @@ def run(cfg: DictConfig) -> dict | None:
             claim.release()
 
 
+def finished(cfg, record: dict, record_path: Path) -> dict:
+    """A run with a complete record is not run again; its declared targets that have no target
+    record yet are scored from its kept model."""
+    todo = targets.missing(cfg.paths.results, cfg.experiment, record["run_id"], cfg.targets)
+    if todo and record["status"] in ("ok", "degenerate"):
+        storage.probe(record_path.parent.parent / TARGETS)
+        score_from_kept_model(cfg, record, todo)
+    print(f"skip {record['run_id']}: complete record at {record_path} (force=true reruns it)")
+    return record
+
+
 def run_claimed(cfg, rid: str, record_path: Path, claim: lease.Lease | None, preemption: signals.Preemption) -> dict | None:
     """The run, once this process holds its lease: the record is looked at again (another process
     may have finished it meanwhile; a corrupt one is set aside), then the pipeline."""
     out = record_path.parent
     existing, corrupt = integrity.read(record_path)
     if existing is not None and not cfg.force:
-        print(f"skip {rid}: complete record at {record_path} (force=true reruns it)")
-        return existing
+        return finished(cfg, existing, record_path)
     if corrupt:
         moved = integrity.set_aside(record_path, corrupt)
         print(f"corrupt record {record_path} ({corrupt}): moved to {moved}; running {rid} again")
@@ -227,7 +270,7 @@ def run_claimed(cfg, rid: str, record_path: Path, claim: lease.Lease | None, pre
     if cfg.reuse and not cfg.force:
         reused = reuse_record(cfg, rid, record_path)
         if reused is not None:
-            return reused
+            return finished(cfg, reused, record_path)
     print(f"start {rid} on {socket.gethostname()} pid {os.getpid()}", flush=True)
     splits = load_data(cfg)                       # bad data fails here, before the model loads
     target_list = targets.load(cfg)
@@ -237,7 +280,6 @@ def run_claimed(cfg, rid: str, record_path: Path, claim: lease.Lease | None, pre
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     tokenizer, features = tokenize_splits(cfg, splits)
     train_loader, dev_loader = build_loaders(cfg, tokenizer, features)
-    extra_loaders = target_loaders(cfg, tokenizer, target_list)
     model = init_model(cfg, tokenizer, device)
     method = build_method(cfg)
     log = Logger(cfg.logger, rid, OmegaConf.to_container(cfg, resolve=True))
@@ -245,13 +287,9 @@ def run_claimed(cfg, rid: str, record_path: Path, claim: lease.Lease | None, pre
     def stop() -> str | None:
         return preemption.requested() or (claim.lost() if claim else None)
 
-    state, error, target_results = None, None, None
+    state, error = None, None
     try:
         state = train(model, method, train_loader, dev_loader, cfg, device, log, checkpoint, stop)
-        if target_list and state["status"] == "ok":   # the final model, in eval mode, on each target
-            autocast, _ = autocast_for(cfg.impl.precision, device)
-            target_results, state["target_seconds"] = targets.evaluate(model, target_list, extra_loaders, device,
-                                                                       autocast, predict)
     except Interrupted as e:     # stopped at a step boundary: preempted (requeue), or the lease was taken over
         log.finish({"status": "interrupted"})
         if preemption.requested():
@@ -268,15 +306,17 @@ def run_claimed(cfg, rid: str, record_path: Path, claim: lease.Lease | None, pre
         return None
     folder = fresh_artifacts(artifacts_dir(out, rid)) if state else None
     artifacts = method.save_artifacts(folder) if state else {}
-    if state and cfg.trainer.save_model:          # the final model, for probes (childtuning/probe)
+    if state and keeps_model(cfg):                # the final model: for probes and later evaluation targets
         artifacts["model"] = saved_models.save(model, tokenizer, folder)
-    record = build_record(cfg, rid, splits, device, started, state, error, method, artifacts, target_results)
+    record = build_record(cfg, rid, splits, device, started, state, error, method, artifacts)
     try:
         record = write_atomic(record_path, record)
     except OSError as e:                          # full disk, quota: the old file stays, the record is printed
         raise storage.unwritten(record, record_path, e) from None
     if checkpoint.exists():
         checkpoint.unlink()
+    if target_list and state and state["status"] == "ok":    # the final model, in eval mode, on each target
+        score_targets(cfg, record, target_list, model, tokenizer, device, "end of run")
     log.finish({"status": record["status"], **record["metrics"]})
     value = record["main_metric"]["value"]
     print(f"{rid}: {record['status']}{' (' + record['reason'] + ')' if record['reason'] else ''} | "

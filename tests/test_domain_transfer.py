@@ -17,27 +17,96 @@ def tiny(tmp_path, glue, *extra):
                        f"paths.glue_dir={glue}", f"paths.cache={tmp_path}/cache", *extra)
 
 
-def test_a_run_scores_each_target_and_keeps_the_in_domain_metric_main(tmp_path, synthetic_glue):
+def target_records(results, experiment="dt") -> dict:
+    """The target records under <results>/<experiment>/targets, by "task:split"."""
+    out = {}
+    for path in sorted((results / experiment / "targets").glob("*.json")):
+        record = json.loads(path.read_text())
+        out[f"{record['target']['task']}:{record['target']['split']}"] = record
+    return out
+
+
+def test_a_run_scores_each_target_into_its_own_record_and_keeps_the_in_domain_metric_main(tmp_path, synthetic_glue):
     rec = train_mod.run(tiny(tmp_path, synthetic_glue, "experiment=dt", f"targets=[{MRPC_MAP},rte:dev]"))
-    assert list(rec["targets"]) == ["mrpc:dev", "rte:dev"] and rec["target_seconds"] > 0
-    own = rec["targets"]["rte:dev"]          # the same model on its own dev split, mapped by name
-    assert own["metrics"] == rec["metrics"] and own["label_map"]["name"] == "by_name"
-    assert rec["main_metric"]["value"] == rec["metrics"]["accuracy"]          # the in-domain score stays main
-    mrpc = rec["targets"]["mrpc:dev"]
-    assert mrpc["size"] == 24 and mrpc["label_map"] == {"name": "explicit", "pairs": {"entailment": "1", "not_entailment": "0"}}
-    assert set(mrpc["metrics"]) == {"f1", "accuracy"} and mrpc["main_metric"] == "f1"
+    assert "targets" not in rec and rec["main_metric"]["value"] == rec["metrics"]["accuracy"]   # in-domain stays main
+    found = target_records(tmp_path)
+    assert list(found) == ["mrpc:dev", "rte:dev"]
+    own = found["rte:dev"]                    # the same model on its own dev split, mapped by name
+    assert own["metrics"] == rec["metrics"] and own["target"]["label_map"]["name"] == "by_name"
+    assert own["predictions"] == rec["predictions"]["dev"] and own["source_run"] == rec["run_id"]
+    mrpc = found["mrpc:dev"]
+    assert mrpc["size"] == 24 and mrpc["target"]["label_map"] == {"name": "explicit",
+                                                                 "pairs": {"entailment": "1", "not_entailment": "0"}}
+    assert set(mrpc["metrics"]) == {"f1", "accuracy"} and mrpc["main_metric"]["name"] == "f1"
     assert set(mrpc["majority_class"]) == {"f1", "accuracy"} and len(mrpc["fingerprint"]) == 16
-    on_disk = json.loads((tmp_path / "dt" / "runs" / f"{rec['run_id']}.json").read_text())
-    assert on_disk["targets"] == rec["targets"]
+    assert sum(mrpc["predictions"]["counts"].values()) == 24 and mrpc["model_from"] == "end of run"
+    assert rec["artifacts"]["model"]["files"]         # a run with targets keeps its model by default
 
 
-def test_targets_enter_the_run_id_with_their_label_pairs(tmp_path, synthetic_glue):
+def test_targets_stay_out_of_the_run_id(tmp_path, synthetic_glue):
     from childtuning.config import validate
     from childtuning.record import run_id
     ids = {run_id(validate(tiny(tmp_path, synthetic_glue, *extra))) for extra in
            [(), ("targets=[rte:dev]",), (f"targets=[{MRPC_MAP}]",),
             ("targets=[{task: mrpc, split: dev, label_map: {entailment: '0', not_entailment: '1'}}]",)]}
-    assert len(ids) == 4
+    assert len(ids) == 1
+
+
+def learning_cola(results, glue, *extra):
+    """A tiny CoLA run that learns (tests/test_runner.py says why), so its predictions vary."""
+    return compose_cfg("model=tiny_bert", "task=cola", "method=child_tuning_f", "trainer.epochs=3",
+                       "trainer.batch_size=8", "trainer.lr=1e-2", "impl.progress_bar=false", f"paths.results={results}", f"paths.glue_dir={glue}",
+                       f"paths.cache={results}/cache", "experiment=dt", *extra)
+
+
+def target_files(results, experiment="dt") -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((results / experiment / "targets").glob("*.json"))]
+
+
+def test_a_target_added_later_is_scored_by_the_command_from_the_kept_model_without_training(tmp_path, monkeypatch):
+    """Declared up front, or added after the run and scored by childtuning.evaluate: the same
+    scores, and no training step when it is added later."""
+    from childtuning import evaluate
+    from conftest import write_synthetic_glue
+
+    glue = write_synthetic_glue(tmp_path / "glue", tasks=("CoLA", "MRPC"), n_train=160)
+    upfront, later = tmp_path / "upfront", tmp_path / "later"
+    train_mod.run(learning_cola(upfront, glue, "targets=[cola:dev,mrpc:dev]"))
+    first = train_mod.run(learning_cola(later, glue, "targets=[cola:dev]"))
+    assert not first["near_constant"]                       # it learnt: a wrong model would score otherwise
+    monkeypatch.setattr(train_mod, "train", lambda *a, **k: pytest.fail("a kept model needs no training"))
+    args = ["model=tiny_bert", "task=cola", "method=child_tuning_f", "trainer.epochs=3", "trainer.batch_size=8",
+            "trainer.lr=1e-2", f"paths.results={later}", f"paths.glue_dir={glue}", f"paths.cache={later}/cache", "experiment=dt",
+            "targets=[cola:dev,mrpc:dev]"]
+    assert evaluate.main(args) == 0
+    mine, reference = target_records(later), target_records(upfront)
+    assert sorted(mine) == ["cola:dev", "mrpc:dev"] and "kept model dt/" in mine["mrpc:dev"]["model_from"]
+    assert mine["cola:dev"]["metrics"] == first["metrics"]
+    for name in mine:
+        assert mine[name]["metrics"] == reference[name]["metrics"], name
+        assert mine[name]["predictions"] == reference[name]["predictions"], name
+    assert evaluate.main(args) == 0 and len(target_files(later)) == 2        # nothing left to score
+
+
+def test_a_relaunch_with_one_more_target_scores_it_without_training(tmp_path, synthetic_glue, monkeypatch):
+    first = train_mod.run(tiny(tmp_path, synthetic_glue, "experiment=dt", "targets=[rte:dev]"))
+    monkeypatch.setattr(train_mod, "train", lambda *a, **k: pytest.fail("a kept model needs no training"))
+    again = train_mod.run(tiny(tmp_path, synthetic_glue, "experiment=dt", f"targets=[rte:dev,{MRPC_MAP}]"))
+    assert again == first
+    scored = target_records(tmp_path)
+    assert sorted(scored) == ["mrpc:dev", "rte:dev"] and scored["rte:dev"]["model_from"] == "end of run"
+    assert scored["mrpc:dev"]["model_from"].startswith("kept model dt/")
+
+
+def test_evaluate_refuses_a_run_without_a_kept_model_naming_the_fix(tmp_path, synthetic_glue, capsys):
+    from childtuning import evaluate
+
+    train_mod.run(tiny(tmp_path, synthetic_glue, "experiment=dt", "trainer.save_model=false", "targets=[rte:dev]"))
+    args = ["model=tiny_bert", "task=rte", "task.max_train_samples=24", "trainer.epochs=1", "trainer.batch_size=8",
+            f"paths.results={tmp_path}", f"paths.glue_dir={synthetic_glue}", "experiment=dt", "trainer.save_model=false",
+            f"targets=[rte:dev,{MRPC_MAP}]"]
+    assert evaluate.main(args) == 2
+    assert "saved no model" in capsys.readouterr().err and len(target_records(tmp_path)) == 1
 
 
 @pytest.mark.parametrize("targets, message", [
@@ -115,25 +184,31 @@ def write_synthetic_transfer(results, experiment="dt_nb"):
     """Records of a transfer sweep (rte source, two targets) with made-up scores, in the runner's format."""
     import random
 
-    from childtuning import SCHEMA_VERSION
+    from childtuning import SCHEMA_VERSION, target_records
     rng, runs = random.Random(0), results / experiment / "runs"
     runs.mkdir(parents=True)
+    (results / experiment / "targets").mkdir()
     for method in ("vanilla", "child_tuning_d"):
         for seed in (1, 2, 3):
             acc = 60 + rng.random() * 5 + (2 if method == "child_tuning_d" else 0)
-            targets = {name: {"task": name.split(":")[0], "split": "dev", "metrics": {"accuracy": acc - 10 + rng.random()},
-                              "main_metric": "accuracy", "size": 100, "majority_class": {"accuracy": 50.0},
-                              "degenerate": None, "label_map": {"name": "by_name", "pairs": {}}}
-                       for name in ("snli:dev", "sick:test")}
             rid = f"tiny_bert.rte.{method}.s{seed}.000000000{seed}"
             record = {"schema_version": SCHEMA_VERSION, "run_id": rid, "experiment": experiment, "model": "tiny_bert",
                       "task": "rte", "method": method, "seed": seed, "status": "ok", "reason": None,
                       "metrics": {"accuracy": acc}, "main_metric": {"name": "accuracy", "value": acc},
                       "history": [{"epoch": 1, "metrics": {"accuracy": acc}, "train_loss": 0.5, "degenerate": None}],
                       "train_seconds": 10.0, "started_at": "2026-01-01T00:00:00+00:00",
-                      "finished_at": "2026-01-01T00:00:20+00:00", "targets": targets, "target_seconds": 4.0,
+                      "finished_at": "2026-01-01T00:00:20+00:00",
                       "config": {"task": {"main_metric": "accuracy"}}}
             (runs / f"{rid}.json").write_text(json.dumps(record))
+            for name in ("snli:dev", "sick:test"):
+                task, split = name.split(":")
+                entry = {"task": task, "split": split, "label_map": {"name": "by_name", "pairs": {}}}
+                made = target_records.build(record, entry, {
+                    "metrics": {"accuracy": acc - 10 + rng.random()}, "main_metric": "accuracy", "reason": None,
+                    "predictions": None, "near_constant": None, "majority_class": {"accuracy": 50.0}, "size": 100,
+                    "dropped": 0, "source": "synthetic", "fingerprint": "0" * 16, "model_from": "end of run",
+                    "seconds": 2.0, "device": None})
+                (results / experiment / "targets" / f"{made['run_id']}.json").write_text(json.dumps(made))
 
 
 @pytest.mark.slow

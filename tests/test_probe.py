@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 import childtuning.probe.run as probe_run
 import childtuning.train as train_mod
-from childtuning import data, saved_models
+from childtuning import data, saved_models, sweep
 from childtuning.errors import InputError
 from childtuning.probe import config as probe_config
 from childtuning.probe import records as probe_records
@@ -282,7 +282,7 @@ def test_standardized_head_fits_small_offset_features_the_plain_head_cannot():
     assert isinstance(std.head, Standardized)
     assert sorted(n for n, _ in std.head.named_parameters()) == ["linear.bias", "linear.weight"]   # statistics stay fixed
     assert torch.equal(std.head.x_mean, stats["x_mean"])
-    (plain_scores, _), (std_scores, _) = (score(r.head, x, y.numpy(), task) for r in (plain, std))
+    (plain_scores, _, _), (std_scores, _, _) = (score(r.head, x, y.numpy(), task) for r in (plain, std))
     assert std_scores["pearson"] > 95 > plain_scores["pearson"]
     with torch.no_grad():
         mse = {k: float(((r.head(x).squeeze(-1) - y) ** 2).mean()) for k, r in (("plain", plain), ("std", std))}
@@ -362,7 +362,7 @@ def test_task_transfer_end_to_end_on_a_tiny_model(tmp_path, capsys):
     glue = write_synthetic_glue(tmp_path / "glue", ("RTE", "MRPC", "STS-B"))
     results = tmp_path / "results"
     args = probe_args(results, glue)
-    for job in probe_sources.sweep_jobs(args):
+    for job in sweep.experiment_jobs(args):
         train_mod.run(cfg_for(*job))
     counts = probe_run.run(args)
     # 4 saved sources + the pretrained reference, x 2 targets x 2 head seeds

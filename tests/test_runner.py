@@ -265,6 +265,9 @@ def test_checkpointed_run_resumes_with_identical_result(tmp_path, monkeypatch):
     assert [h["metrics"] for h in resumed["history"]] == [h["metrics"] for h in full["history"]]
     assert resumed["history"] == full["history"] and resumed["metrics"] == full["metrics"]
     assert not list((tmp_path / "b").glob("*/checkpoints/*.pt"))
+    # the record says it went on from a checkpoint, and where; an uninterrupted run says none
+    assert full["resumed_from_checkpoint"] == []
+    assert resumed["resumed_from_checkpoint"] == [{"step": 20, "where": "after epoch 1"}]
 
 
 @requires_real_glue("RTE")

@@ -85,8 +85,8 @@ def test_sweep_jobs_expand_as_hydra_with_the_command_line_winning():
 
 
 def test_the_probe_finds_the_runs_of_a_sweep_narrowed_on_the_command_line():
-    from childtuning.probe import sources
+    from childtuning import sweep
 
-    jobs = sources.sweep_jobs(["exp=task_transfer_smoke", "seed=2"])
+    jobs = sweep.experiment_jobs(["exp=task_transfer_smoke", "seed=2"])
     assert [sorted(j) for j in jobs] == [sorted(["exp=task_transfer_smoke", f"method={m}", "seed=2"])
                                          for m in ("vanilla", "child_tuning_d")]

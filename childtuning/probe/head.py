@@ -70,16 +70,18 @@ def predict(head: torch.nn.Module, features: torch.Tensor, regression: bool) -> 
     return (out.squeeze(-1) if regression else out.argmax(-1)).numpy()
 
 
-def score(head, features: torch.Tensor, labels: np.ndarray, task) -> tuple[dict, str | None]:
-    """The target task's metrics of the head on `features`, and why its predictions are degenerate (or None)."""
+def score(head, features: torch.Tensor, labels: np.ndarray, task) -> tuple[dict, str | None, dict]:
+    """The target task's metrics of the head on `features`, why its predictions are degenerate (or
+    None), and how they are distributed."""
     preds = predict(head, features, task.regression)
     scores = metrics_lib.compute(list(task.metrics), preds, labels)
-    return scores, metrics_lib.degenerate_reason(preds, task.regression, scores)
+    return (scores, metrics_lib.degenerate_reason(preds, task.regression, scores),
+            metrics_lib.prediction_summary(preds, labels, task.regression, getattr(task, "labels", None)))
 
 
 def train_head(batch_features: Callable[[torch.Tensor], torch.Tensor], labels: torch.Tensor, dim: int, task,
                head_seed: int, settings, init_std: float,
-               evaluate: Callable[[torch.nn.Module], tuple[dict, str | None]] | None = None,
+               evaluate: Callable[[torch.nn.Module], tuple[dict, str | None, dict]] | None = None,
                stats: dict | None = None) -> HeadResult:
     """Train a fresh head for `settings.epochs` epochs of `settings.batch_size` examples in the order
     of the head seed's "probe_order" stream; Adam at constant `settings.lr`, no weight decay.
@@ -111,7 +113,7 @@ def train_head(batch_features: Callable[[torch.Tensor], torch.Tensor], labels: t
             losses.append(loss.item())
         entry = {"epoch": epoch + 1, "step": result.steps, "train_loss": float(np.mean(losses)) if losses else None}
         if evaluate is not None:
-            entry["metrics"], entry["degenerate"] = evaluate(result.head)
+            entry["metrics"], entry["degenerate"], entry["predictions"] = evaluate(result.head)
         result.history.append(entry)
         if result.status != "ok":
             break

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import SCHEMA_VERSION, integrity
-from ..record import versions
+from ..record import prediction_fields, versions
 
 KIND = "probe"
 PRETRAINED = "pretrained"     # the method name of the reference: the un-fine-tuned pretrained encoder
@@ -74,7 +74,7 @@ def build(pid: str, experiment: str, source, target, head_seed: int, settings, r
         "metrics": final["metrics"] if final else {},
         "main_metric": {"name": main, "value": final["metrics"][main] if final else None,
                         "checkpoint": "last epoch of the head"},
-        "history": history, "steps": result.steps if result else 0,
+        "history": history, **prediction_fields(final), "steps": result.steps if result else 0,
         "train_seconds": result.seconds if result else None,
         "probe": {**config.outcome(settings), "optimizer": "adam (constant lr, no weight decay)",
                   "head": "regression (MSE)" if target.task.regression else f"{target.info.num_labels} classes (cross-entropy)",

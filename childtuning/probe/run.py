@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from .. import data, integrity, methods, saved_models, seeding
+from .. import data, integrity, methods, saved_models, seeding, sweep
 from ..config import ImplConfig, PathsConfig, check_impl, load_task_config
 from ..errors import InputError
 from ..loop import autocast_for
@@ -143,7 +143,7 @@ def run(argv: list[str]) -> dict:
     paths.results=... probe.head_seeds=[1,2]) composes; returns counts of written and skipped probes."""
     probe_args, overrides = split_overrides(argv)
     try:
-        cfg = sources.compose(overrides)
+        cfg = sweep.compose(overrides)
     except Exception as e:  # noqa: BLE001 - Hydra's own errors (unknown option, bad override): bad input
         raise InputError(f"cannot compose {' '.join(overrides) or 'the default config'}: {e}") from None
     settings = config.load(OmegaConf.select(cfg, "probe"), probe_args)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from omegaconf import OmegaConf
 
-from .. import REPO_ROOT, saved_models
+from .. import saved_models, sweep
 from ..config import id_part, validate
 from ..errors import InputError
 from ..record import read_complete, run_id, runs_dir
@@ -47,32 +47,12 @@ class Source:
                 "model_files": self.saved.files}
 
 
-def compose(overrides: list[str], with_hydra: bool = False):
-    """The run config for `overrides` as the runner composes it (`with_hydra`: with its hydra node,
-    where the sweep is)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
-        return hydra_compose("config", overrides=list(overrides), return_hydra_config=with_hydra)
-
-
-def sweep_jobs(overrides: list[str]) -> list[list[str]]:
-    """Each job's overrides: the experiment's sweep (hydra.sweeper.params) with the command line's
-    overrides, expanded as the runner's sweep expands it (childtuning/sweep.py; the command line wins)."""
-    from .. import sweep
-
-    params = OmegaConf.select(compose(overrides, with_hydra=True), "hydra.sweeper.params") or {}
-    params = OmegaConf.to_container(params, resolve=True) if OmegaConf.is_config(params) else dict(params)
-    return sweep.jobs(params, overrides)
-
-
 def from_sweep(cfg, overrides: list[str], results: str) -> tuple[list[Source], list[dict]]:
     """The saved runs of the experiment's sweep, and the model configs they start from. A run without
     a record is an error (run the sweep first); a failed run (no model) is skipped, and said so."""
     sources, models, missing = [], {}, []
-    for job in sweep_jobs(overrides):
-        run_cfg = validate(compose(job))
+    for job in sweep.experiment_jobs(overrides):
+        run_cfg = validate(sweep.compose(job))
         resolved = OmegaConf.to_container(run_cfg, resolve=True)
         models.setdefault(json.dumps(id_part("model", resolved["model"]), sort_keys=True), resolved["model"])
         rid = run_id(run_cfg)

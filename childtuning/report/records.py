@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import integrity
+from .. import target_records
 from ..record import runs_dir
 from .grid import axis_value
 from .text import UNKNOWN
@@ -73,7 +74,9 @@ def parse(path: Path, metric: str, extra: list[str]) -> dict:
            "status": str(record["status"]), "reason": record.get("reason"), "metric": name or "",
            "value": score(value), "history": record.get("history") or [],
            "method_stats": record.get("method_stats") or {}, "device": device_label(record.get("device")),
-           "targets": record.get("targets") or {}, "target_seconds": score(record.get("target_seconds")),
+           "targets": {}, "target_seconds": score(record.get("target_seconds")),    # schema 2 kept the total
+           "declared_targets": [f"{t.get('task')}:{t.get('split', 'dev')}" for t in config_value(record, "targets") or []
+                                if isinstance(t, dict)],
            "train_seconds": score(record.get("train_seconds")), "prepare_seconds": score(record.get("prepare_seconds"))}
     started, finished = timestamp(record.get("started_at")), timestamp(record.get("finished_at"))
     row["started_at"], row["finished_at"] = record.get("started_at"), record.get("finished_at")
@@ -88,6 +91,25 @@ def parse(path: Path, metric: str, extra: list[str]) -> dict:
         row["seconds"] = measured
     row.update({axis: axis_value(axis, config_value(record, axis)) for axis in extra})
     return row
+
+
+def target_entries(records: list[dict], declared: list[str]) -> tuple[dict, float]:
+    """A run's target records as its `targets` column ("task:split" -> scores, map, majority-class
+    score; "task:split (map)" where one split was scored through two maps), the run's declared
+    targets first in their declared order, and their summed seconds (NaN if one is unknown)."""
+    out, seconds = {}, 0.0
+    rank = {name: i for i, name in enumerate(declared)}
+    name_of = lambda t: f"{t['target']['task']}:{t['target']['split']}"  # noqa: E731
+    for t in sorted(records, key=lambda t: rank.get(name_of(t), len(rank))):
+        name = name_of(t)
+        if name in out:
+            name = f"{name} ({t['target']['label_map'].get('name')})"
+        out[name] = {"task": t["target"]["task"], "split": t["target"]["split"], "metrics": t["metrics"],
+                     "main_metric": t["main_metric"]["name"], "size": t["size"], "label_map": t["target"]["label_map"],
+                     "majority_class": t.get("majority_class"), "degenerate": t.get("reason"),
+                     "near_constant": t.get("near_constant")}
+        seconds += score(t.get("seconds"))
+    return out, seconds if records else math.nan
 
 
 def load_records(experiment: str, results: str | Path, metric: str = "main",
@@ -107,6 +129,13 @@ def load_records(experiment: str, results: str | Path, metric: str = "main",
             rows.append(parse(path, metric, list(extra)))
         except (OSError, ValueError) as e:       # JSONDecodeError is a ValueError
             skipped.append(f"{path.name}: {e}")
+    by_run, broken = target_records.load_records(results, experiment)
+    skipped += broken
+    for row in rows:
+        found = by_run.get(row["run_id"], [])
+        row["targets"], seconds = target_entries(found, row["declared_targets"])
+        if found and math.isfinite(seconds):
+            row["target_seconds"] = seconds
     frame = pd.DataFrame(rows, columns=RECORD_COLUMNS + list(extra))
     frame["seed"] = frame["seed"].astype("int64")
     frame["value"] = frame["value"].astype("float64")
