@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from .readers import Split, read_split  # noqa: F401 (used as data.*)
-from .subsets import resplit, subsample, training_subset  # noqa: F401 (used as data.*)
+from .subsets import held_out, resplit, subsample, training_subset  # noqa: F401 (used as data.*)
 
 RUN_SPLITS = ("train", "dev")   # what a fine-tuning run reads; evaluation targets name others
 

@@ -8,6 +8,7 @@ rule on another experiment's runs (the search stage), on seeds disjoint from the
       select: [trainer.lr]              # the values chosen (each a row axis of the search's table)
       per: [model, method]              # chosen separately for each model x method
       rule: best_mean_over_tasks        # a rule registered below, fixed before the search ran
+      score_on: heldout                 # what the candidates are scored on (SCORE_ON below; the default)
 
 and reads each chosen value with the resolver `${selected:<key>}` (e.g. `trainer.lr:
 ${selected:trainer.lr}`), so its sweep stays a static Hydra sweep and no value is copied by hand.
@@ -44,6 +45,14 @@ from .errors import InputError
 from .record import RUNS, default_results, runs_dir
 
 SELECTION_FILE = "selection.json"
+# What the search stage's candidates are scored on (protocol.score_on). heldout, the default: each
+# search run's own training examples outside its training subset, scored as the target
+# "<task>:heldout" (childtuning/targets.py), so the choice never reads the dev set the confirmation
+# stage reports. dev: the search runs' dev scores, the set the tables report (what the first
+# protocols did; a table built on such a choice is selected on its own test data).
+HELDOUT = "heldout"
+SCORE_ON = {HELDOUT: "each search run's training examples outside its training subset (target <task>:heldout)",
+            "dev": "the search runs' dev sets, which the confirmation stage also reports"}
 RESOLVER = "selected"
 RULES: dict[str, Callable] = {}
 RULE_TEXT: dict[str, str] = {}
@@ -157,10 +166,13 @@ def check_protocol(where: str, block: dict) -> dict:
         raise InputError(f"{where}: protocol needs {', '.join(missing)} (or selection_from)")
     if block["rule"] not in RULES:
         raise InputError(f"{where}: protocol.rule={block['rule']!r}; known rules: {sorted(RULES)}")
+    score_on = str(block.get("score_on") or HELDOUT)
+    if score_on not in SCORE_ON:
+        raise InputError(f"{where}: protocol.score_on={score_on!r}; use one of {sorted(SCORE_ON)}")
     per = [str(a) for a in block.get("per") or ["model", "method"]]
     check_stand_in(where, extra.get("stand_in", {}), per)
     return {"search": str(block["search"]), "select": [str(k) for k in block["select"]],
-            "per": per, "rule": str(block["rule"]), **extra}
+            "per": per, "rule": str(block["rule"]), "score_on": score_on, **extra}
 
 
 def value_of(record_file: Path, key: str):
@@ -195,7 +207,8 @@ def select(experiment: str, results: str | Path, allow_missing: bool = False) ->
         if axis not in search.key:
             raise InputError(f"protocol.per names {axis}, which {proto['search']}'s table does not have ({search.key})")
     records, skipped = load_records(proto["search"], results, search.metric, search.extra)
-    records = records[~records["run_id"].isin(outside_grid(records, search))]
+    records = records[~records["run_id"].isin(outside_grid(records, search))].copy()
+    scored_on = scored_split(records, proto, results)
     axes = search.key + ["seed"]
     missing = missing_runs(records, search)
     if missing and not allow_missing:
@@ -239,7 +252,37 @@ def select(experiment: str, results: str | Path, allow_missing: bool = False) ->
             "search": {"experiment": proto["search"], "seeds": search.expected["seed"], "tasks": tasks,
                        "grid": {k: search.expected[k] for k in proto["select"]}, "runs": len(records),
                        "missing": len(missing), "skipped_files": len(skipped)},
-            "reported_seeds": reported, "choices": choices}
+            "scored_on": scored_on, "reported_seeds": reported, "choices": choices}
+
+
+def scored_split(records, proto: dict, results) -> dict:
+    """Point each search record's `value` at the split the candidates are scored on; returns what
+    the selection document says about it (per task: the examples scored and their fingerprints).
+    With score_on heldout, a search run without its held-out target record is refused (nothing
+    is read from its dev score)."""
+    out = {"split": proto["score_on"], "what": SCORE_ON[proto["score_on"]]}
+    if proto["score_on"] != HELDOUT:
+        return out
+    values, per_task, lacking = [], {}, []
+    for _, r in records.iterrows():
+        entry = (r["targets"] or {}).get(f"{r['task']}:{HELDOUT}")
+        if entry is None:           # a failed run has no model to score: unscored, as on dev
+            if r["status"] in ("ok", "degenerate"):
+                lacking.append(r["run_id"])
+            values.append(math.nan)
+            continue
+        values.append(float(entry["metrics"].get(entry["main_metric"], math.nan)))
+        sizes = per_task.setdefault(r["task"], {})
+        sizes[f"seed {r['seed']}"] = entry["size"]
+    if lacking:
+        raise InputError(f"{len(lacking)} run(s) of the search stage {proto['search']} have no held-out score, e.g. "
+                         f"{lacking[0]}: the candidates are scored on each run's training examples outside its "
+                         f"subset (protocol.score_on: heldout). Declare `targets: [\"${{task.name}}:heldout\"]` in "
+                         f"experiments/{proto['search']}.yaml and relaunch its sweep (runs that kept their model are "
+                         "scored without training; others run again), or set protocol.score_on: dev and say so")
+    records["value"] = values
+    out["examples"] = per_task
+    return out
 
 
 def _axis_values(candidate: dict, proto: dict) -> tuple:

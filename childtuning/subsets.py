@@ -72,6 +72,21 @@ def training_subset(train: Split, task, run_seed: int) -> Split:
     return draw(train, task.max_train_samples, seeding.generator(seed, "subsample"))
 
 
+def held_out(train: Split, task, run_seed: int) -> Split:
+    """The examples of the training split that the run's training subset (training_subset) leaves
+    out, in file order: data the run never trains on and no table reports, for choosing settings
+    (a tuning protocol's search stage). Refused for a run that trains on the whole split."""
+    used = training_subset(train, task, run_seed)
+    if len(used) >= len(train):
+        raise InputError(f"task {task.name}: a held-out split needs a run that trains on a subset of its "
+                         f"{len(train)} training examples (task.max_train_samples={task.max_train_samples}); "
+                         "set task.max_train_samples below that, or score the choice on another split")
+    seen = set(used.texts)            # a row whose text the subset holds (a duplicate row too) is not held out
+    keep = [i for i, text in enumerate(train.texts) if text not in seen]
+    return _take(train, keep, f"{train.source} (held out: the {len(keep)} training examples whose text is not in "
+                              f"this run's {len(used)}-example subset)")
+
+
 def grouped_indices(groups: list, n: int, generator: torch.Generator) -> list[int] | None:
     """Positions of exactly `n` examples made of whole groups (examples sharing a `groups` value),
     in file order; None when no set of whole groups has `n` examples. The groups are visited in

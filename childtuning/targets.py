@@ -42,17 +42,36 @@ def parse(spec) -> tuple[str, str, object]:
                      "{task: ..., split: ..., label_map: ...}")
 
 
+# The run's own training examples that its training subset leaves out (subsets.held_out): a
+# target "<the run's task>:heldout", scored without a label map, for choosing settings on data no
+# table reports (childtuning/protocol.py).
+HELDOUT = "heldout"
+IDENTITY = {"name": "identity", "pairs": {}}      # the held-out split's predictions are the task's own
+
+
+def check(source_task, task: str, split: str, choice):
+    """(target task config, its LabelMapping or None for the run's own held-out examples)."""
+    if split != HELDOUT:
+        return check_target(source_task, task, split, choice)
+    if task != source_task.name:
+        raise InputError(f"target {task}:{HELDOUT}: only the run's own task has held-out training examples "
+                         f"(this run trains on {source_task.name}: write {source_task.name}:{HELDOUT})")
+    if choice not in (None, IDENTITY["name"]) and choice != {}:
+        raise InputError(f"target {task}:{HELDOUT} is scored as the task itself: give it no label_map")
+    return source_task, None
+
+
 def resolve(source_task, specs) -> list[dict]:
-    """The checked, explicit form of `targets` (what the run id and the record hold): each entry's
-    task, split and the label pairs it will use. Raises InputError before any data is read."""
+    """The checked, explicit form of `targets` (what the record holds): each entry's task, split
+    and the label pairs it will use. Raises InputError before any data is read."""
     out, seen = [], set()
     for spec in specs or []:
         task, split, choice = parse(spec)
         if (task, split) in seen:
             raise InputError(f"targets: {task}:{split} is listed twice")
         seen.add((task, split))
-        _, mapping = check_target(source_task, task, split, choice)
-        out.append({"task": task, "split": split, "label_map": mapping.as_record()})
+        _, mapping = check(source_task, task, split, choice)
+        out.append({"task": task, "split": split, "label_map": mapping.as_record() if mapping else dict(IDENTITY)})
     return out
 
 
@@ -60,7 +79,7 @@ def resolve(source_task, specs) -> list[dict]:
 class Target:
     name: str                 # "task:split"
     task: object              # the target's task config
-    mapping: LabelMapping
+    mapping: LabelMapping | None      # None: the run's own task (held out), no map
     split: data.Split
     label_map: dict           # the resolved map as validate() wrote it (name and pairs), for the record
 
@@ -75,8 +94,13 @@ def load(cfg, entries=None) -> list[Target]:
     those of `entries` (resolved entries of cfg.targets)."""
     targets = []
     for entry in cfg.targets if entries is None else entries:
-        task_cfg, mapping = check_target(cfg.task, entry["task"], entry["split"], dict(entry["label_map"]["pairs"]))
-        split = data.load_task(task_cfg, cfg.paths.glue_dir, [entry["split"]])[entry["split"]]
+        held = entry["split"] == HELDOUT
+        task_cfg, mapping = check(cfg.task, entry["task"], entry["split"],
+                                  None if held else dict(entry["label_map"]["pairs"]))
+        if held:
+            split = data.held_out(data.load_task(cfg.task, cfg.paths.glue_dir, ["train"])["train"], cfg.task, cfg.seed)
+        else:
+            split = data.load_task(task_cfg, cfg.paths.glue_dir, [entry["split"]])[entry["split"]]
         if len(split) == 0:
             raise InputError(f"target {entry['task']}:{entry['split']} is empty ({split.source})")
         targets.append(Target(f"{entry['task']}:{entry['split']}", task_cfg, mapping, split,
@@ -85,8 +109,11 @@ def load(cfg, entries=None) -> list[Target]:
     return targets
 
 
-def majority_scores(task, labels: list) -> dict:
-    """The target's metrics when every example gets its most frequent label (ties: the first label)."""
+def majority_scores(task, labels: list) -> dict | None:
+    """The target's metrics when every example gets its most frequent label (ties: the first
+    label); None for a regression task (a constant prediction has no correlation)."""
+    if task.regression:
+        return None
     counts = Counter(labels)
     top = max(range(len(task.labels)), key=lambda c: (counts.get(c, 0), -c))
     return metrics_lib.compute(list(task.metrics), np.full(len(labels), top), np.asarray(labels))
@@ -96,12 +123,14 @@ def score(model, target: Target, loader, device, autocast, predict) -> dict:
     """One target's scores: metrics of the mapped predictions, the prediction histogram, the
     majority-class baseline, whether the predictions are degenerate, and the seconds spent."""
     started = time.perf_counter()
-    preds, labels = predict(model, loader, device, autocast, False, False)
-    mapped = np.asarray(target.mapping.apply(preds))
+    regression = bool(target.task.regression)
+    preds, labels = predict(model, loader, device, autocast, regression, False)
+    mapped = np.asarray(preds if target.mapping is None else target.mapping.apply(preds))
     scores = metrics_lib.compute(list(target.task.metrics), mapped, labels)
-    return {"metrics": scores, "predictions": metrics_lib.prediction_summary(mapped, labels, False, target.task.labels),
+    return {"metrics": scores,
+            "predictions": metrics_lib.prediction_summary(mapped, labels, regression, target.task.labels),
             "majority_class": majority_scores(target.task, list(target.split.labels)),
-            "degenerate": metrics_lib.degenerate_reason(mapped, False, scores),
+            "degenerate": metrics_lib.degenerate_reason(mapped, regression, scores),
             "seconds": time.perf_counter() - started}
 
 

@@ -84,7 +84,7 @@ def build_loaders(cfg, tokenizer, features: dict) -> tuple[data.BatchLoader, dat
 def target_loaders(cfg, tokenizer, target_list: list[targets.Target]) -> list[data.BatchLoader]:
     """Each evaluation target's batches, tokenized with the run's tokenizer (cached by content)."""
     return [eval_loader(cfg, tokenizer, data.tokenize(t.split, tokenizer, cfg.trainer.max_length, cfg.paths.cache),
-                        regression=False) for t in target_list]
+                        regression=bool(t.task.regression)) for t in target_list]
 
 
 def keeps_model(cfg) -> bool:
@@ -201,6 +201,8 @@ def reuse_record(cfg, rid: str, record_path: Path) -> dict | None:
         record = read_complete(other)
         if other == record_path or record is None:
             continue
+        if cfg.targets and not (record.get("artifacts") or {}).get("model"):
+            continue            # its model is gone: this run's targets could not be scored without training
         source = other.parent.parent.name
         record = {**record, "experiment": cfg.experiment,
                   "reused_from": {"experiment": source, "run_id": rid, "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}}

@@ -219,3 +219,33 @@ def test_notebook_runs_on_domain_transfer_records(tmp_path, monkeypatch):
     text, images = run_notebook("domain_transfer", monkeypatch, experiment="dt_nb", results=results, experiment_file=spec)
     assert "domain transfer" in text and "sick:test" in text and "target_share" in text
     assert len(images) >= 2
+
+
+def test_the_held_out_target_scores_the_training_examples_outside_the_subset(tmp_path, synthetic_glue):
+    """A tuning protocol's search scores candidates on `<task>:heldout`: the run's own training
+    file less its training subset (no label map; regression too), never on the dev set."""
+    from childtuning import data
+    from childtuning.config import validate
+
+    rec = train_mod.run(tiny(tmp_path, synthetic_glue, "experiment=dt", "targets=[rte:heldout]"))
+    held = target_records(tmp_path)["rte:heldout"]
+    assert held["size"] == 40 - 24 and held["target"]["label_map"] == {"name": "identity", "pairs": {}}
+    assert "not in this run's 24-example subset" in held["source"]
+    cfg = validate(tiny(tmp_path, synthetic_glue))
+    train = data.load_task(cfg.task, cfg.paths.glue_dir, ["train"])["train"]
+    used = set(data.training_subset(train, cfg.task, cfg.seed).texts)
+    outside = data.held_out(train, cfg.task, cfg.seed)
+    assert len(outside) == 16 and not used & set(outside.texts) and held["fingerprint"] == data.fingerprint(outside)
+    stsb = train_mod.run(tiny(tmp_path, synthetic_glue, "experiment=dt", "task=stsb", "targets=[stsb:heldout]"))
+    reg = target_records(tmp_path)["stsb:heldout"]
+    assert set(reg["metrics"]) == {"pearson", "spearman"} and "std" in reg["predictions"] and stsb["status"]
+    assert rec["status"] in ("ok", "degenerate")
+
+
+@pytest.mark.parametrize("extra, message", [
+    (("targets=[mrpc:heldout]",), "only the run's own task has held-out training examples"),
+    (("targets=[rte:heldout]", "task.max_train_samples=null"), "needs a run that trains on a subset"),
+])
+def test_a_held_out_target_is_refused_where_there_is_none(tmp_path, synthetic_glue, extra, message):
+    with pytest.raises(InputError, match=message):
+        train_mod.run(tiny(tmp_path, synthetic_glue, "experiment=dt", *extra))

@@ -73,7 +73,12 @@ def experiments(tmp_path, monkeypatch):
     return folder
 
 
-def search_records(results, skip=()):
+def search_records(results, skip=(), held_out=True):
+    """The search stage's records: SCORES on each run's held-out training examples (target records
+    `<task>:heldout`), and dev scores that rank the candidates the other way round (100 - score),
+    so a rule that read dev would choose otherwise."""
+    from childtuning import target_records
+
     runs = Path(results) / "search" / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     for (method, lr), by_task in SCORES.items():
@@ -82,12 +87,21 @@ def search_records(results, skip=()):
                 continue
             rid = f"tiny_bert.{task}.{method}.s0.{abs(hash((lr, task))) % 10**10:010d}"
             metric = METRIC[task]
+            dev = None if value is None else 100.0 - value
             rec = {"schema_version": SCHEMA_VERSION, "run_id": rid, "experiment": "search", "model": "tiny_bert",
                    "task": task, "method": method, "seed": 0, "status": "ok" if value is not None else "failed",
-                   "reason": None, "metrics": {metric: value} if value is not None else {},
-                   "main_metric": {"name": metric, "value": value}, "history": [], "train_seconds": 1.0,
+                   "reason": None, "metrics": {metric: dev} if value is not None else {},
+                   "main_metric": {"name": metric, "value": dev}, "history": [], "train_seconds": 1.0,
                    "method_stats": {}, "config": {"trainer": {"lr": lr}, "task": {"main_metric": metric}}}
             (runs / f"{rid}.json").write_text(json.dumps(rec))
+            if held_out and value is not None:
+                entry = {"task": task, "split": "heldout", "label_map": {"name": "identity", "pairs": {}}}
+                made = target_records.build(rec, entry, {
+                    "metrics": {metric: value}, "main_metric": metric, "reason": None, "predictions": None,
+                    "near_constant": None, "majority_class": None, "size": 16, "dropped": 0, "source": "synthetic",
+                    "fingerprint": "0" * 16, "model_from": "end of run", "seconds": 1.0, "device": None})
+                (Path(results) / "search" / "targets").mkdir(exist_ok=True)
+                (Path(results) / "search" / "targets" / f"{made['run_id']}.json").write_text(json.dumps(made))
 
 
 def test_the_rule_picks_per_method_from_the_search_records(experiments, tmp_path):
@@ -101,6 +115,19 @@ def test_the_rule_picks_per_method_from_the_search_records(experiments, tmp_path
     d = next(c for c in doc["choices"] if c["where"]["method"] == "child_tuning_d")
     assert d["candidates"][1]["score"] is None and d["candidates"][1]["scored_of_runs"]["mrpc"] == "0/1"
     assert doc["search"]["seeds"] == [0] and doc["reported_seeds"] == [1, 2]
+    assert doc["scored_on"]["split"] == "heldout" and doc["scored_on"]["examples"] == {"rte": {"seed 0": 16},
+                                                                                       "mrpc": {"seed 0": 16}}
+
+
+def test_a_search_without_held_out_scores_is_refused_and_dev_is_only_read_when_declared(experiments, tmp_path):
+    search_records(tmp_path / "results", held_out=False)
+    with pytest.raises(InputError, match=r"have no held-out score.*\$\{task.name\}:heldout"):
+        protocol.select("tuned", tmp_path / "results")
+    (experiments / "tuned.yaml").write_text(TUNED.replace("SEEDS", "1,2").replace(
+        "rule: best_mean_over_tasks}", "rule: best_mean_over_tasks, score_on: dev}"))
+    doc = protocol.select("tuned", tmp_path / "results")
+    chosen = {c["where"]["method"]: c["values"]["trainer.lr"] for c in doc["choices"]}
+    assert chosen == {"vanilla": 1e-2, "child_tuning_d": 1e-3} and doc["scored_on"]["split"] == "dev"
 
 
 def test_the_confirmation_runs_read_the_selection(experiments, tmp_path, synthetic_glue):
