@@ -42,9 +42,14 @@ def declared_splits(task) -> list[str]:
     return sorted(set(task.local.files) | set(task.hub.splits) | ({"train", "dev"} if task.resplit else set()))
 
 
+HELDOUT = "heldout"   # a run's training examples outside its subset (childtuning/targets.py): read from train
+
+
 def source_split(task, split: str) -> str:
     """The declared split whose file (or hub split) holds `split`: itself, except train and dev of a
-    task that cuts both from one split (task.resplit, e.g. mnli_m_dev_split), which come from that split."""
+    task that cuts both from one split (task.resplit, e.g. mnli_m_dev_split), which come from that
+    split, and the held-out examples of a run's training split, which come from train."""
+    split = "train" if split == HELDOUT else split
     return task.resplit.source if task.resplit is not None and split in ("train", "dev") else split
 
 

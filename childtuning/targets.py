@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from omegaconf import OmegaConf
 
-from . import data, target_records
+from . import data, readers, target_records
 from . import metrics as metrics_lib
 from .errors import InputError
 from .target_records import missing  # noqa: F401 (used as targets.missing by the runner)
@@ -45,7 +45,7 @@ def parse(spec) -> tuple[str, str, object]:
 # The run's own training examples that its training subset leaves out (subsets.held_out): a
 # target "<the run's task>:heldout", scored without a label map, for choosing settings on data no
 # table reports (childtuning/protocol.py).
-HELDOUT = "heldout"
+HELDOUT = readers.HELDOUT
 IDENTITY = {"name": "identity", "pairs": {}}      # the held-out split's predictions are the task's own
 
 

@@ -249,3 +249,14 @@ def test_the_held_out_target_scores_the_training_examples_outside_the_subset(tmp
 def test_a_held_out_target_is_refused_where_there_is_none(tmp_path, synthetic_glue, extra, message):
     with pytest.raises(InputError, match=message):
         train_mod.run(tiny(tmp_path, synthetic_glue, "experiment=dt", *extra))
+
+
+def test_pre_flight_finds_a_held_out_targets_data_in_the_training_file(tmp_path, synthetic_glue):
+    from childtuning.config import validate
+    from childtuning.preflight import data_problems
+
+    assert data_problems(validate(tiny(tmp_path, synthetic_glue, "targets=[rte:heldout]"))) == []
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    problems = data_problems(validate(tiny(tmp_path, empty, "targets=[rte:heldout]")))
+    assert problems and all("RTE/train.tsv" in p or "RTE/dev.tsv" in p for p in problems)
