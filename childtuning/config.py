@@ -19,7 +19,7 @@ from typing import Any, Optional
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from . import fields, methods, protocol  # noqa: F401 (protocol: registers the ${selected:...} resolver)
+from . import families, fields, methods, protocol  # noqa: F401 (protocol: registers the ${selected:...} resolver)
 from .errors import InputError
 from .fields import added_later, not_outcome  # noqa: F401 (the probe's schema imports not_outcome from here)
 from .metrics import METRICS
@@ -265,6 +265,19 @@ def check_impl(impl: DictConfig) -> None:
           f"impl.device={impl.device!r}; use auto, cpu or cuda")
 
 
+def check_family(md: DictConfig, impl: DictConfig) -> None:
+    """The model's family (childtuning/families/) is known, or the run asks for nothing that needs
+    it (impl.packing=false); the model file's padding side is its family's."""
+    family = families.find(md.architecture)
+    where = f"model {md.name} (conf/model/{md.name}.yaml, architecture: {md.architecture})"
+    check(family is not None or not impl.packing,
+          f"{where}: the harness has no model family {md.architecture!r}: add {families.file_for(md.architecture)} "
+          "(one file, like the others there), or run without packed batches with impl.packing=false")
+    check(family is None or md.padding_side == family.padding_side,
+          f"{where}: padding_side {md.padding_side!r}, but models of the {md.architecture} family pad on the "
+          f"{family.padding_side if family else ''} ({families.file_for(md.architecture)}); fix the model file")
+
+
 def check_task(t: DictConfig) -> None:
     """The checks of one task's config (a run's task, or a task evaluated as a target)."""
     at = f"task {t.name} (conf/task/{t.name}.yaml)"     # where the fix goes
@@ -343,7 +356,7 @@ def validate(cfg: DictConfig) -> DictConfig:
     check(md.source != "hub" or bool(md.pretrained), f"model {md.name}: source=hub needs model.pretrained (a hub id or path)")
     check(md.source != "run", f"model.source=run ({md.run}) names a saved run for the probe (python -m childtuning.probe "
                               "probe.sources=[<experiment>/<run_id>]); a fine-tuning run starts from a pretrained model")
-    check(md.padding_side in ("left", "right"), f"model.padding_side={md.padding_side!r}; use left or right")
+    check_family(md, impl)
     check_task(t)
     check(tr.epochs >= 0 and tr.batch_size > 0 and tr.lr > 0 and tr.max_length > 0,
           "trainer.batch_size, trainer.lr and trainer.max_length must be positive, trainer.epochs positive "

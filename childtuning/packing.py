@@ -69,43 +69,18 @@ from __future__ import annotations
 import itertools
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch.nn.functional import binary_cross_entropy_with_logits, cross_entropy, mse_loss, scaled_dot_product_attention
 from transformers import AttentionInterface
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from . import families
 from .errors import InputError
 
 
-@dataclass(frozen=True)
-class Architecture:
-    """How to run one *ForSequenceClassification model of transformers 5 on a packed batch."""
-    base: str                                          # attribute holding the encoder (BertModel, ...)
-    head: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor]  # (model, first tokens [N, 1, H]) -> logits
-    position_offset: Callable[[object], int]           # config -> id of an example's first position
-
-
-def _bert_head(model, first):
-    # BertForSequenceClassification: pooler (dense + tanh on token 0), dropout, classifier.
-    return model.classifier(model.dropout(model.bert.pooler(first)))
-
-
-def _own_head(model, first):
-    # RobertaClassificationHead / ElectraClassificationHead read features[:, 0] themselves.
-    return model.classifier(first)
-
-
-# Architectures whose every layer attends only through the additive / boolean mask (absolute
-# positions, no relative attention). XLNet is absent: its relative attention and two-stream
-# layout keep dynamic padding.
-ARCHITECTURES = {
-    "bert": Architecture("bert", _bert_head, lambda config: 0),
-    # RobertaEmbeddings.create_position_ids_from_input_ids: positions start at padding_idx + 1.
-    "roberta": Architecture("roberta", _own_head, lambda config: config.pad_token_id + 1),
-    "electra": Architecture("electra", _own_head, lambda config: 0),
-}
+# Which families pack, their heads and position offsets: childtuning/families/ (a family with
+# `packed`: every layer attends only through the additive / boolean mask, absolute positions).
 
 
 def _bool_mask(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -131,7 +106,8 @@ def packable(model_or_config) -> bool:
     """Whether `forward` can run this model on packed batches (else: dynamic padding)."""
     config = _config(model_or_config)
     attention = getattr(config, "_attn_implementation", None)
-    return (config.model_type in ARCHITECTURES and not getattr(config, "is_decoder", False)
+    family = families.find(config.model_type)
+    return (family is not None and family.packed is not None and not getattr(config, "is_decoder", False)
             and (attention is None or attention in MASK_FOR_ATTENTION))
 
 
@@ -348,14 +324,15 @@ def take_examples(batch: dict, n: int) -> dict:
 
 
 # ---------------------------------------------------------------- the model (on the device)
-def _architecture(model) -> Architecture:
+def _family(model) -> families.Family:
     config = model.config
     if not packable(config):
+        packing_families = ", ".join(f for f, fam in sorted(families.FAMILIES.items()) if fam.packed)
         raise InputError(f"packed batches are not supported for model_type={config.model_type!r} with attention "
-                         f"{getattr(config, '_attn_implementation', None)!r} (packable: {', '.join(ARCHITECTURES)} "
+                         f"{getattr(config, '_attn_implementation', None)!r} (packable: {packing_families} "
                          f"encoders with attention {' or '.join(MASK_FOR_ATTENTION)}); use dynamic padding "
                          f"(data.Collator) for this model")
-    return ARCHITECTURES[config.model_type]
+    return families.get(config.model_type)
 
 
 def attention_mask(example_ids: torch.Tensor, attention: str, dtype: torch.dtype) -> torch.Tensor:
@@ -467,24 +444,24 @@ def forward(model, batch: dict, inputs_embeds: torch.Tensor | None = None) -> Se
         if inputs_embeds is None:
             return model(**batch)
         return model(**{k: v for k, v in batch.items() if k != "input_ids"}, inputs_embeds=inputs_embeds)
-    arch = _architecture(model)
+    family = _family(model)
     config = model.config
     encoder_inputs = dict(input_ids=None if inputs_embeds is not None else batch["input_ids"],
                           inputs_embeds=inputs_embeds, token_type_ids=batch.get("token_type_ids"),
-                          position_ids=batch["token_positions"] + arch.position_offset(config))
+                          position_ids=batch["token_positions"] + family.packed.position_offset(config))
     if "segment_grid" in batch:
         with _attention_implementation(config, VARLEN_BATCHED_ATTENTION):
-            outputs = getattr(model, arch.base)(**encoder_inputs, segments=SegmentPlan.of(batch))
+            outputs = getattr(model, family.encoder)(**encoder_inputs, segments=SegmentPlan.of(batch))
     elif is_varlen(batch):
         with _attention_implementation(config, VARLEN_ATTENTION):
-            outputs = getattr(model, arch.base)(**encoder_inputs, segments=batch["cu_seq_lens"].tolist())
+            outputs = getattr(model, family.encoder)(**encoder_inputs, segments=batch["cu_seq_lens"].tolist())
     else:
         attention = config._attn_implementation or "sdpa"
         dtype = model.get_input_embeddings().weight.dtype
-        outputs = getattr(model, arch.base)(**encoder_inputs,
+        outputs = getattr(model, family.encoder)(**encoder_inputs,
                                             attention_mask=attention_mask(batch["example_ids"], attention, dtype))
     hidden = outputs.last_hidden_state
     first = hidden.reshape(-1, hidden.shape[-1])[batch["first_token_index"]]
-    logits = arch.head(model, first[:, None, :])
+    logits = family.packed.head(model, first[:, None, :])
     loss = sequence_classification_loss(config, logits, batch["labels"]) if "labels" in batch else None
     return SequenceClassifierOutput(loss=loss, logits=logits)

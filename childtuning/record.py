@@ -10,7 +10,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from . import REPO_ROOT, __version__
+from . import REPO_ROOT, __version__, families
 
 REQUIRED = ("schema_version", "run_id", "experiment", "model", "task", "method", "seed", "status",
             "metrics", "main_metric", "history", "train_seconds", "config")
@@ -43,12 +43,12 @@ def outcome(resolved: dict) -> dict:
 
 def uses_packing(resolved: dict) -> bool:
     """Whether a run computes on packed batches: asked for (impl.packing), not overruled by the
-    official fixed layout (trainer.pad_to_max_length), and the architecture supports it."""
+    official fixed layout (trainer.pad_to_max_length), and its model family packs
+    (childtuning/families/; a model without a family is refused at validation unless impl.packing=false)."""
     if not resolved["impl"].get("packing") or resolved["trainer"].get("pad_to_max_length"):
         return False
-    from .packing import ARCHITECTURES
-
-    return resolved["model"]["architecture"] in ARCHITECTURES
+    family = families.find(resolved["model"]["architecture"])
+    return family is not None and family.packed is not None
 
 
 def run_id(cfg) -> str:

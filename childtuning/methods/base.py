@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import torch
 from omegaconf import MISSING
 
-from .. import fields, optim, seeding
+from .. import families, fields, optim, seeding
 from ..errors import InputError
 
 
@@ -159,6 +159,16 @@ class Method:
             raise InputError(f"method.warmup_ratio={m.warmup_ratio} not in [0, 1] (null = trainer.warmup_ratio)")
         if m.no_decay not in NO_DECAY_RULES:
             raise InputError(f"method.no_decay={m.no_decay!r}; use one of {NO_DECAY_RULES}")
+
+    @staticmethod
+    def require_family(run_cfg, applies: str, method: str) -> None:
+        """Refuse a run whose model family (childtuning/families/) is unknown, or says `applies`
+        (a Family flag, e.g. "top_k") is false for it."""
+        arch = run_cfg.model.architecture
+        family = families.get(arch, f"{method} needs the model's family: model {run_cfg.model.name}")
+        if not getattr(family, applies):
+            raise InputError(f"{method} does not apply to {arch} models ({families.file_for(arch)} says "
+                             f"{applies}=False); choose another method or model")
 
     @classmethod
     def hooks_used(cls, cfg) -> set[str]:

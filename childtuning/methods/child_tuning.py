@@ -174,6 +174,7 @@ class ChildTuningD(ChildTuning):
     @classmethod
     def check(cls, run_cfg):
         super().check(run_cfg)
+        cls.require_family(run_cfg, "child_tuning_d", "Child-Tuning_D")
         m = run_cfg.method
         if m.selection not in SELECTIONS:
             raise InputError(f"method.selection={m.selection!r}; use one of {sorted(SELECTIONS)}")

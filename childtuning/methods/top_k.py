@@ -37,6 +37,7 @@ class TopK(Method):
     @classmethod
     def check(cls, run_cfg):
         super().check(run_cfg)
+        cls.require_family(run_cfg, "top_k", "Top-K layer tuning")
         m = run_cfg.method
         if m.top_k < 0:
             raise InputError(f"method.top_k={m.top_k}: the number of top layers to train must be >= 0")

@@ -18,38 +18,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from .. import data
-from ..errors import InputError
+from .. import data, families
 
 REPRESENTATIONS = ("head_input", "token", "mean")
 
 
-@dataclass(frozen=True)
-class Reading:
-    """Where an architecture's classification head reads its encoder."""
-    token: str          # "first" or "last" real token of the example
-    pooler: bool        # the base model's pooler output is what the head reads
-
-
-# transformers model_type -> how its *ForSequenceClassification head reads the encoder
-READINGS = {
-    "bert": Reading("first", True),        # BertForSequenceClassification: classifier(dropout(pooler_output))
-    "roberta": Reading("first", False),    # RobertaClassificationHead: features[:, 0, :] -> dense, tanh, out_proj
-    "electra": Reading("first", False),    # ElectraClassificationHead: features[:, 0, :] -> dense, gelu, out_proj
-    "xlnet": Reading("last", False),       # SequenceSummary(summary_type="last") on the <cls> at the end
-}
-
-
-def reading(model_type: str) -> Reading:
-    if model_type not in READINGS:
-        raise InputError(f"the probe does not know how a {model_type!r} model's head reads its encoder; known: "
-                         f"{', '.join(READINGS)} (childtuning/probe/features.py READINGS)")
-    return READINGS[model_type]
+def reading(model_type: str) -> families.Reading:
+    """Where a model family's classification head reads its encoder (childtuning/families/)."""
+    return families.get(model_type, "the probe's encoder").reading
 
 
 class FrozenEncoder:
