@@ -115,7 +115,7 @@ def write_synthetic_transfer(results, experiment="dt_nb"):
     """Records of a transfer sweep (rte source, two targets) with made-up scores, in the runner's format."""
     import random
 
-    from childtuning import SCHEMA_VERSION
+    from childtuning import SCHEMA_VERSION, comparisons
     rng, runs = random.Random(0), results / experiment / "runs"
     runs.mkdir(parents=True)
     for method in ("vanilla", "child_tuning_d"):
@@ -132,7 +132,8 @@ def write_synthetic_transfer(results, experiment="dt_nb"):
                       "history": [{"epoch": 1, "metrics": {"accuracy": acc}, "train_loss": 0.5, "degenerate": None}],
                       "train_seconds": 10.0, "started_at": "2026-01-01T00:00:00+00:00",
                       "finished_at": "2026-01-01T00:00:20+00:00", "targets": targets, "target_seconds": 4.0,
-                      "config": {"task": {"main_metric": "accuracy"}}}
+                      "config": {"task": {"main_metric": "accuracy"}},
+                      "comparisons_digest": comparisons.digest(None)}      # NB_EXPERIMENT declares the defaults
             (runs / f"{rid}.json").write_text(json.dumps(record))
 
 

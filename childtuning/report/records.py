@@ -14,7 +14,8 @@ from .text import UNKNOWN
 
 RECORD_COLUMNS = ["run_id", "file", "model", "task", "method", "seed", "status", "reason", "metric", "value",
                   "history", "method_stats", "train_loss", "seconds", "device", "started_at", "finished_at",
-                  "targets", "target_seconds", "train_seconds", "prepare_seconds", "resumed"]
+                  "targets", "target_seconds", "train_seconds", "prepare_seconds", "resumed", "near_constant",
+                  "comparisons_digest"]
 # Time stamps have whole seconds: a run is taken as resumed only when its measured parts exceed
 # its stamps by more than this.
 STAMP_SLACK_S = 1.5
@@ -26,6 +27,11 @@ def score(value) -> float:
         return float(value)
     except (TypeError, ValueError):
         return math.nan
+
+
+def flag(value) -> bool | None:
+    """A record's true/false flag; None when it is absent (or not a boolean)."""
+    return value if isinstance(value, bool) else None
 
 
 def config_value(record: dict, dotted: str):
@@ -74,7 +80,11 @@ def parse(path: Path, metric: str, extra: list[str]) -> dict:
            "value": score(value), "history": record.get("history") or [],
            "method_stats": record.get("method_stats") or {}, "device": device_label(record.get("device")),
            "targets": record.get("targets") or {}, "target_seconds": score(record.get("target_seconds")),
-           "train_seconds": score(record.get("train_seconds")), "prepare_seconds": score(record.get("prepare_seconds"))}
+           "train_seconds": score(record.get("train_seconds")), "prepare_seconds": score(record.get("prepare_seconds")),
+           # made before records kept a prediction histogram: unknown (None), never guessed
+           "near_constant": flag(record.get("near_constant")),
+           # made before records named the comparisons they ran under: None (report/family.py)
+           "comparisons_digest": record.get("comparisons_digest")}
     started, finished = timestamp(record.get("started_at")), timestamp(record.get("finished_at"))
     row["started_at"], row["finished_at"] = record.get("started_at"), record.get("finished_at")
     last = row["history"][-1] if row["history"] and isinstance(row["history"][-1], dict) else {}
