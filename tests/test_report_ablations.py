@@ -255,6 +255,8 @@ table:
         for seed, v in zip((1, 2, 3), (60.0, 62.0, 65.0)):
             r = record("rte", method, seed, v + shift * (1 + seed / 10))
             r.update(experiment="dt", targets={"mrpc:dev": {"main_metric": "f1", "metrics": {"f1": 70 + seed + shift * seed}}})
+            if method == "child_tuning_d" and seed == 1:     # a run flagged on its own dev set, not on the target
+                r["near_constant"], r["targets"]["mrpc:dev"]["near_constant"] = True, False
             recs.append(r)
     write(tmp_path, *recs, experiment="dt")
     cells = aggregate("dt", tmp_path, spec)
@@ -264,6 +266,9 @@ table:
     assert cells.loc[cells["method"] == "vanilla", "p_holm"].isna().all()
     md = (tmp_path / "dt" / "table.md").read_text()
     assert "| p | p (Holm) |" in md and "m = 2: every comparison of this table" in md
+    flagged = d.set_index("target")[["n_near_constant", "n_near_constant_unknown"]]
+    assert flagged.loc["in-domain (dev)"].tolist() == [1, 2] and flagged.loc["mrpc:dev"].tolist() == [0, 2]
+    assert "| 1 (+2 unknown) |" in md and "(10 of the 12 run × target scores)" in md
 
 
 def test_task_transfer_tables_adjust_their_comparisons_too(tmp_path):

@@ -113,3 +113,10 @@ def test_every_exact_sign_pattern_is_counted_once():
     d = np.array([0.5, -1.0, 2.0, 3.5])
     hits = sum(abs(np.dot(s, d)) >= abs(d.sum()) for s in itertools.product((1, -1), repeat=4))
     assert sign_flip_p(d) == hits / 16
+
+
+def test_bca_counts_resampled_means_equal_to_the_observed_one_as_half_below():
+    """With 3 seeds a quarter of the resamples have exactly the observed mean: counting them all as
+    "not below" would bias the interval; for symmetric differences it stays symmetric."""
+    low, high = bca_interval([-1.0, 0.0, 1.0], 0.9)
+    assert low < 0 < high and abs(low + high) < 0.05 * (high - low)

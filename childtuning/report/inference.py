@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 
 from ..comparisons import Declaration
-from .text import NA
 
 BOOTSTRAP_RESAMPLES = 10_000        # paired BCa: resamples of the seeds
 BOOTSTRAP_SEED = 0                  # a fresh generator per comparison: no dependence on the order of cells
@@ -211,7 +210,3 @@ def describe(decl: Declaration) -> dict[str, str]:
     return {"delta": "Δ = mean over the n seeds scored under both of (row − baseline), the paired difference "
                      "(design: paired: a seed has the same data subset, order and head initialisation under every "
                      "method)", "interval": interval, "test": test}
-
-
-def seeds_text(c) -> str:
-    return c.get("seeds_better") or NA
