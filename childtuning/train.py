@@ -25,8 +25,8 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from . import (SCHEMA_VERSION, data, integrity, lease, methods, packing, preflight, saved_models, seeding, signals,
-               storage, targets)
+from . import (SCHEMA_VERSION, comparisons, data, integrity, lease, methods, packing, preflight, saved_models,
+               seeding, signals, storage, targets)
 from .config import validate
 from .errors import InputError
 from .logger import Logger
@@ -151,6 +151,8 @@ def build_record(cfg, rid: str, splits: dict, device: torch.device, started: str
     best = max(history, key=lambda h: h["metrics"][main], default=None)
     return {
         "schema_version": SCHEMA_VERSION, "run_id": rid, "experiment": cfg.experiment,
+        # the comparisons its experiment declared when it ran (childtuning/comparisons.py)
+        "comparisons_digest": comparisons.digest(OmegaConf.select(cfg, "table.comparisons")),
         "model": cfg.model.name, "task": cfg.task.name, "method": cfg.method.name, "seed": cfg.seed,
         "method_params": resolved["method"], "hyperparameters": resolved["trainer"],
         "status": status, "reason": reason,
@@ -205,6 +207,7 @@ def reuse_record(cfg, rid: str, record_path: Path) -> dict | None:
             continue            # its model is gone: this run's targets could not be scored without training
         source = other.parent.parent.name
         record = {**record, "experiment": cfg.experiment,
+                  "comparisons_digest": comparisons.digest(OmegaConf.select(cfg, "table.comparisons")),
                   "reused_from": {"experiment": source, "run_id": rid, "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}}
         artifacts = artifacts_dir(other.parent, rid)
         if artifacts.is_dir():

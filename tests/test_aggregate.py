@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import pytest
 from scipy import stats
 
-from childtuning import SCHEMA_VERSION
-from childtuning.aggregate import aggregate, bootstrap_ci, main
+from childtuning import SCHEMA_VERSION, comparisons
+from childtuning.aggregate import aggregate, main
 from childtuning.report import KINDS, TableKind, register
 from childtuning.errors import InputError
 
@@ -51,7 +51,8 @@ def record(task, method, seed, value, status="ok", model="tiny_bert"):
             "main_metric": {"name": metric, "value": value, "checkpoint": "last epoch (paper protocol)"},
             "best_epoch": None, "history": [{"epoch": 1, "step": 4, "metrics": {metric: value}, "train_loss": 0.7,
                                              "degenerate": None}],
-            "steps": 4, "train_seconds": 1.0, "method_stats": {}, "config": {"task": {"main_metric": metric}}}
+            "steps": 4, "train_seconds": 1.0, "method_stats": {}, "config": {"task": {"main_metric": metric}},
+            "comparisons_digest": comparisons.digest(None)}    # EXPERIMENT_YAML declares no block: the defaults
 
 
 def write(results, *records, experiment="unit"):
@@ -174,24 +175,28 @@ def test_child_network_section_averages_kept_fraction_per_layer(tmp_path, spec):
 
 
 def test_difference_to_baseline_matches_scipy(results, spec):
+    """Paired by seed (the default design): Δ is the mean paired difference over the seeds scored on
+    both sides, with scipy's paired t interval and paired t-test."""
     frame = aggregate("unit", results, experiment_file=spec)
     ct = cell(frame, "rte", "child_tuning_d")
-    assert ct["delta_vs_baseline"] == pytest.approx(62.5 - 70.0)
-    assert ct["p_welch"] == stats.ttest_ind(CT_RTE_SCORED, VANILLA_RTE, equal_var=False).pvalue
-    low, high = bootstrap_ci(CT_RTE_SCORED, VANILLA_RTE)
-    assert (ct["ci_low"], ct["ci_high"]) == (low, high) and low < ct["delta_vs_baseline"] < high
-    assert bootstrap_ci(CT_RTE_SCORED, VANILLA_RTE) == (low, high)    # fixed seed: deterministic
-    # paired by seed: seeds 1 and 2 are scored on both sides (seed 3 diverged under child_tuning_d)
-    assert ct["p_paired"] == pytest.approx(stats.ttest_rel(CT_RTE_SCORED, VANILLA_RTE[:2]).pvalue)
+    # seeds 1 and 2 are scored on both sides (seed 3 diverged under child_tuning_d)
+    paired = stats.ttest_rel(CT_RTE_SCORED, VANILLA_RTE[:2])
+    assert ct["delta_vs_baseline"] == pytest.approx((75 - 60 + 50 - 70) / 2)       # not 62.5 - 70.0
+    assert (ct["ci_low"], ct["ci_high"]) == pytest.approx(tuple(paired.confidence_interval(0.95)))
+    assert ct["p"] == pytest.approx(paired.pvalue)
     assert ct["seeds_better"] == "1/2"
-    for column in ("delta_vs_baseline", "p_welch", "ci_low", "ci_high", "p_paired"):
+    for column in ("delta_vs_baseline", "p", "p_holm", "ci_low", "ci_high"):
         assert math.isnan(cell(frame, "rte", "vanilla")[column])        # the baseline is not compared to itself
         assert math.isnan(cell(frame, "mrpc", "child_tuning_d")[column])  # no scores on one side
+    md = (results / "unit" / "table.md").read_text()
+    assert "| 95% CI | p | p (Holm) | seeds better |" in md and "Welch" not in md
+    assert "Student t interval of the mean paired difference" in md and "p: paired t-test" in md
 
 
 def test_the_average_row_is_tested_on_each_seeds_average_over_the_tasks(tmp_path, spec):
-    """Avg: Welch, bootstrap CI and paired t-test over each seed's average over the tasks, seeds
-    scored on every task only (a seed that lacks a task drops out), outside the Holm family."""
+    """Avg: the paired interval and test over each seed's average over the tasks, seeds scored on
+    every task only (a seed that lacks a task drops out), inside the one Holm family."""
+    from childtuning.report.inference import holm
     from childtuning.report.text import p_value, signed
 
     van = {"rte": [60.0, 70.0, 80.0, 65.0], "mrpc": [80.0, 84.0, 82.0, 81.0]}
@@ -204,21 +209,22 @@ def test_the_average_row_is_tested_on_each_seeds_average_over_the_tasks(tmp_path
     md = (out / "unit" / "table.md").read_text()
     avg_van = [(r + m) / 2 for r, m in zip(van["rte"], van["mrpc"])]
     avg_ct = [(r + m) / 2 for r, m in zip(ct["rte"][:3], ct["mrpc"][:3])]
-    welch = stats.ttest_ind(avg_ct, avg_van, equal_var=False).pvalue
-    pair = stats.ttest_rel(avg_ct, avg_van[:3]).pvalue
-    low, high = bootstrap_ci(avg_ct, avg_van)
-    delta = (sum(ct["rte"]) / 4 + sum(ct["mrpc"][:3]) / 3) / 2 - sum(avg_van) / 4   # Δ: of the task averages, all runs
-    row = (f"| tiny_bert | child_tuning_d | Avg | {signed(delta)} | [{signed(low)}, {signed(high)}] | {p_value(welch)} | "
-           f"– | {p_value(pair)} | – | 3/3 |")
+    pair = stats.ttest_rel(avg_ct, avg_van[:3])
+    low, high = pair.confidence_interval(0.95)
+    family = [stats.ttest_rel(ct["rte"], van["rte"]).pvalue, stats.ttest_rel(ct["mrpc"][:3], van["mrpc"][:3]).pvalue,
+              pair.pvalue]                                    # rte, mrpc and Avg: one family of three
+    delta = sum(a - b for a, b in zip(avg_ct, avg_van)) / 3     # the mean paired difference, seeds 1-3
+    row = (f"| tiny_bert | child_tuning_d | Avg | {signed(delta)} | [{signed(low)}, {signed(high)}] | "
+           f"{p_value(pair.pvalue)} | {p_value(holm(family)[2])} | 3/3 |")
     assert row in md, md
-    assert "are not in the Holm family" in md
+    assert "m = 3: every comparison of this table that has a p-value" in md
 
 
 def test_combinations_are_compared_with_each_part_they_add_to(tmp_path):
     """A table with `a+b`, `a` and `b` rows gets a section comparing a+b with b (what a adds) and
-    with a (what b adds), seed-paired, with a Holm family of its own; a table without
+    with a (what b adds), seed-paired, in the table's one Holm family; a table without
     combinations has no such section."""
-    from childtuning.report.stats import holm
+    from childtuning.report.inference import holm
     from childtuning.report.text import p_value
 
     path = tmp_path / "unit.yaml"
@@ -232,14 +238,19 @@ def test_combinations_are_compared_with_each_part_they_add_to(tmp_path):
     md = (out / "unit" / "table.md").read_text()
     section = md.split("## What each part of a combination adds")[1].split("\n## ")[0]
     combo = scores["child_tuning_d+mixout"]
+    against_vanilla = [stats.ttest_rel(scores[m], scores["vanilla"]).pvalue
+                       for m in ("mixout", "child_tuning_d", "child_tuning_d+mixout")]
     adds_ct = stats.ttest_rel(combo, scores["mixout"]).pvalue
     adds_mixout = stats.ttest_rel(combo, scores["child_tuning_d"]).pvalue
-    holm_ct, holm_mixout = holm([adds_ct, adds_mixout])
+    # one family: the three rte comparisons with vanilla and the two combinations (mrpc and the
+    # averages have no scores, so no p-value)
+    *_, holm_ct, holm_mixout = holm(against_vanilla + [adds_ct, adds_mixout])
     assert ("| tiny_bert | child_tuning_d+mixout | child_tuning_d | mixout | rte | +2.83 |" in section
             and f"{p_value(adds_ct)} | {p_value(holm_ct)} | 3/3 |" in section)
     assert ("| tiny_bert | child_tuning_d+mixout | mixout | child_tuning_d | rte | +0.83 |" in section
             and f"{p_value(adds_mixout)} | {p_value(holm_mixout)} | 2/3 |" in section)
     assert "mrpc" not in section                         # no records there on either side
+    assert "m = 5: every comparison" in md
     write(tmp_path / "plain", record("rte", "vanilla", 1, 70.0), record("rte", "mixout", 1, 71.0))
     aggregate("unit", tmp_path / "plain", experiment_file=path)
     assert "## What each part" not in (tmp_path / "plain" / "unit" / "table.md").read_text()
@@ -293,8 +304,8 @@ def test_rerun_gives_byte_identical_outputs(results, spec):
     assert {n: (out / n).read_bytes() for n in names} == first
     header = first["table.csv"].decode().splitlines()[0].split(",")
     assert header[:8] == ["model", "task", "method", "metric", "mean", "std", "max", "n_ok"]
-    assert {"n_failed", "n", "failed_by_status", "delta_vs_baseline", "p_welch", "ci_low", "ci_high",
-            "paper"} <= set(header)
+    assert {"n_failed", "n", "failed_by_status", "delta_vs_baseline", "p", "p_holm", "ci_low", "ci_high",
+            "equivalent", "n_near_constant", "n_near_constant_unknown", "paper"} <= set(header)
 
 
 def test_unknown_experiment_lists_the_available_ones(tmp_path):
@@ -451,9 +462,10 @@ def test_an_experiment_without_a_file_gets_a_layout_inferred_from_its_records(tm
     frame = aggregate("mine", out)
     assert list(frame[["task", "method"]].itertuples(index=False, name=None)) == [
         ("mrpc", "vanilla"), ("mrpc", "child_tuning_d"), ("rte", "vanilla"), ("rte", "child_tuning_d")]
-    assert cell(frame, "rte", "child_tuning_d")["delta_vs_baseline"] == pytest.approx(62.5 - 70.0)
+    assert cell(frame, "rte", "child_tuning_d")["delta_vs_baseline"] == pytest.approx((75 - 60 + 50 - 70) / 2)
     md = (out / "mine" / "table.md").read_text()
     assert "Layout inferred from the records: no experiments/mine.yaml." in md
+    assert "no experiment file declares these comparisons: the defaults" in md
     assert "| model | method | mrpc | mrpc (paper) | rte | rte (paper) | Avg | Avg (paper) |" in md
     assert "## Missing runs (6 of 12 expected)" in md and "- tiny_bert / rte / child_tuning_d: seed 3" in md
 

@@ -1,8 +1,9 @@
 """The committed results are what the aggregator makes of the committed run records.
 
 For every experiment under results/ that has both run records and a table.csv, re-aggregate a copy
-of the records (and the JSON files beside them: a protocol's selection, mask overlap counts) in a
-temporary folder and compare the tables byte for byte. A hand edit to a
+of the records (and the JSON files beside them: a protocol's selection, mask overlap counts; and the
+records of the experiments its Holm family is pooled with) in a temporary folder and compare the
+tables byte for byte. A hand edit to a
 table, a record added without re-aggregating, or an aggregator change that alters published
 numbers all fail here.
 """
@@ -22,10 +23,15 @@ COMMITTED = sorted(
 @pytest.mark.skipif(not COMMITTED, reason="no aggregated experiment under results/")
 @pytest.mark.parametrize("experiment", COMMITTED)
 def test_tables_reproduce_from_records(experiment, tmp_path):
+    from childtuning.report.spec import load_spec, pooled_with
+
     src = REPO / "results" / experiment
     for records in ("runs", "probes"):          # probes: a task-transfer experiment's probe records
         if (src / records).is_dir():
             shutil.copytree(src / records, tmp_path / experiment / records)
+    for other in pooled_with(experiment, load_spec(experiment).comparisons.joins):    # one Holm family
+        if (REPO / "results" / other / "runs").is_dir():
+            shutil.copytree(REPO / "results" / other / "runs", tmp_path / other / "runs")
     for kept in src.glob("*.json"):    # what a table rebuilds from besides the records (e.g. mask overlap counts)
         shutil.copy(kept, tmp_path / experiment / kept.name)
     aggregate(experiment, tmp_path)

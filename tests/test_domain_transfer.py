@@ -184,7 +184,7 @@ def write_synthetic_transfer(results, experiment="dt_nb"):
     """Records of a transfer sweep (rte source, two targets) with made-up scores, in the runner's format."""
     import random
 
-    from childtuning import SCHEMA_VERSION, target_records
+    from childtuning import SCHEMA_VERSION, comparisons, target_records
     rng, runs = random.Random(0), results / experiment / "runs"
     runs.mkdir(parents=True)
     (results / experiment / "targets").mkdir()
@@ -198,7 +198,8 @@ def write_synthetic_transfer(results, experiment="dt_nb"):
                       "history": [{"epoch": 1, "metrics": {"accuracy": acc}, "train_loss": 0.5, "degenerate": None}],
                       "train_seconds": 10.0, "started_at": "2026-01-01T00:00:00+00:00",
                       "finished_at": "2026-01-01T00:00:20+00:00",
-                      "config": {"task": {"main_metric": "accuracy"}}}
+                      "config": {"task": {"main_metric": "accuracy"}},
+                      "comparisons_digest": comparisons.digest(None)}      # NB_EXPERIMENT declares the defaults
             (runs / f"{rid}.json").write_text(json.dumps(record))
             for name in ("snli:dev", "sick:test"):
                 task, split = name.split(":")

@@ -53,7 +53,7 @@ def test_prior_methods_notebook_runs_on_small_records(tmp_path, monkeypatch):
     build(results)
     text, images = run_notebook("prior_methods", monkeypatch, results=results)
     assert "learning rate" in text and "0.0004" in text                    # the rates the runs used
-    assert "child_tuning_d+mixout" in text and "p_paired_holm" in text
+    assert "child_tuning_d+mixout" in text and "p_holm" in text
     assert "mixed_fraction_of_model" in text and "kept_fraction_of_eligible" in text
     assert "nothing to show" not in text
     assert "task loss" in text and "method.coupled_strength" in text           # the coupled pull's section

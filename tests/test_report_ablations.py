@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import stats
 
-from childtuning.aggregate import aggregate
+from childtuning.aggregate import aggregate, summarize
 from childtuning.errors import InputError
 from childtuning.report.emp import expected_max
-from childtuning.report.stats import holm
+from childtuning.report.inference import holm
 from test_aggregate import EXPERIMENT_YAML, record, write
 
 
@@ -36,13 +37,14 @@ def test_comparison_tables_show_holm_beside_the_raw_p(tmp_path):
     write(results, *(record(t, m, s, v) for m, by in vals.items() for t, vs in by.items() for s, v in zip((1, 2, 3), vs)))
     cells = aggregate("unit", results, experiment_file=spec)
     d = cells[cells["method"] == "child_tuning_d"].set_index("task")
-    raw = d.loc[["rte", "mrpc"], "p_welch"].to_numpy()
-    assert d.loc[["rte", "mrpc"], "p_welch_holm"].tolist() == pytest.approx(holm(raw).tolist())
-    assert d.loc["rte", "p_welch_holm"] == pytest.approx(min(1, 2 * d.loc["rte", "p_welch"]))   # the smaller of 2
-    paired = d.loc[["rte", "mrpc"], "p_paired"]
-    assert d.loc[["rte", "mrpc"], "p_paired_holm"].tolist() == pytest.approx(holm(paired).tolist())
+    avg_ct = [(a + b) / 2 for a, b in zip(vals["child_tuning_d"]["rte"], vals["child_tuning_d"]["mrpc"])]
+    avg_van = [(a + b) / 2 for a, b in zip(vals["vanilla"]["rte"], vals["vanilla"]["mrpc"])]
+    avg_p = stats.ttest_rel(avg_ct, avg_van).pvalue
+    raw = d.loc[["rte", "mrpc"], "p"].tolist() + [avg_p]                # the Avg row is in the family
+    assert d.loc[["rte", "mrpc"], "p_holm"].tolist() == pytest.approx(holm(raw)[:2].tolist())
+    assert d.loc["mrpc", "p"] == pytest.approx(stats.ttest_rel([80, 82, 80], [80, 81, 79]).pvalue)
     md = (results / "unit" / "table.md").read_text()
-    assert "Welch p (Holm)" in md and "paired p (Holm)" in md and "(2 Welch, 2 paired p-values)" in md
+    assert "| p | p (Holm) |" in md and "m = 3: every comparison of this table" in md
 
 
 # ----------------------------------------------------------------------------- EMP
@@ -251,22 +253,32 @@ table:
     recs = []
     for method, shift in (("vanilla", 0.0), ("child_tuning_d", 5.0)):
         for seed, v in zip((1, 2, 3), (60.0, 62.0, 65.0)):
-            r = record("rte", method, seed, v + shift)
-            r.update(experiment="dt", targets={"mrpc:dev": {"main_metric": "f1", "metrics": {"f1": 70 + seed + shift / 2}}})
+            r = record("rte", method, seed, v + shift * (1 + seed / 10))
+            r.update(experiment="dt", targets={"mrpc:dev": {"main_metric": "f1", "metrics": {"f1": 70 + seed + shift * seed}}})
+            if method == "child_tuning_d" and seed == 1:     # a run flagged on its own dev set, not on the target
+                r["near_constant"], r["targets"]["mrpc:dev"]["near_constant"] = True, False
             recs.append(r)
     write(tmp_path, *recs, experiment="dt")
     cells = aggregate("dt", tmp_path, spec)
     d = cells[cells["method"] == "child_tuning_d"]
-    assert d["p_welch_holm"].tolist() == pytest.approx(holm(d["p_welch"]).tolist())
-    assert d["p_paired_holm"].notna().all() or d["p_paired"].isna().any()
-    assert "Welch p (Holm)" in (tmp_path / "dt" / "table.md").read_text()
+    assert d["p"].notna().all()                                          # two comparisons: a family of two
+    assert d["p_holm"].tolist() == pytest.approx(holm(d["p"]).tolist())
+    assert cells.loc[cells["method"] == "vanilla", "p_holm"].isna().all()
+    md = (tmp_path / "dt" / "table.md").read_text()
+    assert "| p | p (Holm) |" in md and "m = 2: every comparison of this table" in md
+    flagged = d.set_index("target")[["n_near_constant", "n_near_constant_unknown"]]
+    assert flagged.loc["in-domain (dev)"].tolist() == [1, 2] and flagged.loc["mrpc:dev"].tolist() == [0, 2]
+    assert "| 1 (+2 unknown) |" in md and "(10 of the 12 run × target scores)" in md
 
 
 def test_task_transfer_tables_adjust_their_comparisons_too(tmp_path):
     from transfer_fixtures import write_synthetic
 
     write_synthetic(tmp_path / "results")
+    s = summarize("task_transfer_smoke", tmp_path / "results")
     cells = aggregate("task_transfer_smoke", tmp_path / "results")
-    assert cells["p_welch"].notna().sum() >= 2                            # a family to adjust
-    assert cells["p_welch_holm"].tolist() == pytest.approx(holm(cells["p_welch"]).tolist(), nan_ok=True)
-    assert "Welch p (Holm)" in (tmp_path / "results" / "task_transfer_smoke" / "table.md").read_text()
+    assert cells["p"].notna().sum() >= 2                                  # a family to adjust
+    family = np.concatenate([cells["p"].to_numpy(dtype=float), s.averages["p"].to_numpy(dtype=float)])
+    assert cells["p_holm"].tolist() == pytest.approx(holm(family)[:len(cells)].tolist(), nan_ok=True)
+    assert s.averages["p_holm"].tolist() == pytest.approx(holm(family)[len(cells):].tolist(), nan_ok=True)
+    assert "| p | p (Holm) |" in (tmp_path / "results" / "task_transfer_smoke" / "table.md").read_text()

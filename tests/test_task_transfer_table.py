@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from childtuning.aggregate import aggregate, bootstrap_ci
+from childtuning.aggregate import aggregate
 from childtuning.errors import InputError
 from childtuning.report import summarize
 
@@ -54,35 +54,39 @@ def test_pretrained_reference_spreads_over_head_seeds(results):
     assert ref["spread"] == "head seeds" and (ref["n_sources"], ref["n_probes"]) == (1, 2)
     # its difference to vanilla is given, its tests are not (head seeds vs source seeds)
     assert ref["delta_vs_baseline"] == pytest.approx(12.0 - np.mean(per_source("vanilla", "stsb")))
-    assert math.isnan(ref["p_welch"]) and math.isnan(ref["p_paired"]) and math.isnan(ref["ci_low"])
+    assert math.isnan(ref["p"]) and math.isnan(ref["p_holm"]) and math.isnan(ref["ci_low"])
 
 
 def test_difference_to_vanilla_uses_the_report_statistics(results):
     frame = aggregate(EXP, results)
     ct, base = per_source("child_tuning_d", "stsb"), per_source("vanilla", "stsb")
     c = cell(frame, "child_tuning_d", "stsb")
-    assert c["delta_vs_baseline"] == pytest.approx(np.mean(ct) - np.mean(base))
-    assert c["p_welch"] == pytest.approx(stats.ttest_ind(ct, base, equal_var=False).pvalue)
-    assert (c["ci_low"], c["ci_high"]) == bootstrap_ci(ct, base)
-    assert c["p_paired"] == pytest.approx(stats.ttest_rel(ct, base).pvalue) and c["seeds_better"] == "2/2"
+    paired = stats.ttest_rel(ct, base)                      # paired by source seed (the declared default)
+    assert c["delta_vs_baseline"] == pytest.approx(np.mean(np.subtract(ct, base)))
+    assert (c["ci_low"], c["ci_high"]) == pytest.approx(tuple(paired.confidence_interval(0.95)))
+    assert c["p"] == pytest.approx(paired.pvalue) and c["seeds_better"] == "2/2"
     assert math.isnan(cell(frame, "vanilla", "stsb")["delta_vs_baseline"])
 
 
 def test_the_average_row_is_tested_per_source_seed(results):
-    """Avg: each source seed's average over the targets (its per-source scores) is one score."""
+    """Avg: each source seed's average over the targets (its per-source scores) is one score, in the
+    table's Holm family with the per-target comparisons."""
+    from childtuning.report.inference import holm
     from childtuning.report.text import p_value, signed
 
     aggregate(EXP, results)
     md = (results / EXP / "table.md").read_text()
     seed_avg = {m: np.mean([per_source(m, t) for t in ("mrpc", "stsb")], axis=0) for m in ("vanilla", "child_tuning_d")}
     ct, base = seed_avg["child_tuning_d"], seed_avg["vanilla"]
-    low, high = bootstrap_ci(ct, base)
-    row = (f"| tiny_bert | child_tuning_d | Avg | {signed(ct.mean() - base.mean())} | [{signed(low)}, {signed(high)}] | "
-           f"{p_value(stats.ttest_ind(ct, base, equal_var=False).pvalue)} | – | "
-           f"{p_value(stats.ttest_rel(ct, base).pvalue)} | – | {int((ct > base).sum())}/2 |")
+    paired = stats.ttest_rel(ct, base)
+    low, high = paired.confidence_interval(0.95)
+    family = [stats.ttest_rel(per_source("child_tuning_d", t), per_source("vanilla", t)).pvalue
+              for t in ("mrpc", "stsb")] + [paired.pvalue]
+    row = (f"| tiny_bert | child_tuning_d | Avg | {signed((ct - base).mean())} | [{signed(low)}, {signed(high)}] | "
+           f"{p_value(paired.pvalue)} | {p_value(holm(family)[2])} | {int((ct > base).sum())}/2 |")
     assert row in md, md
     ref = next(line for line in md.splitlines() if line.startswith("| tiny_bert | pretrained | Avg |"))
-    assert ref.endswith("|" + " – |" * 6)               # one encoder: the difference only, no tests
+    assert ref.endswith("|" + " – |" * 4)               # one encoder: the difference only, no tests
 
 
 def test_source_score_sits_beside_the_transfer_scores(results):

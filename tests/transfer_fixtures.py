@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from childtuning import SCHEMA_VERSION
+from childtuning import SCHEMA_VERSION, comparisons
 
 EXPERIMENT = "task_transfer_smoke"
 METRIC = {"rte": "accuracy", "mrpc": "f1", "stsb": "pearson"}
@@ -23,7 +23,8 @@ def source_record(method, seed, value, status="ok", model="tiny_bert", task="rte
             "history": [{"epoch": 1, "step": 4, "metrics": {metric: value}, "train_loss": 0.7, "degenerate": None}],
             "steps": 4, "train_seconds": 1.0, "method_stats": {}, "config": {"task": {"main_metric": metric}},
             "started_at": "2026-01-01T10:00:00+00:00", "finished_at": "2026-01-01T10:01:00+00:00",
-            "device": {"type": "cpu", "threads": 1}}
+            "device": {"type": "cpu", "threads": 1},
+            "comparisons_digest": comparisons.digest(None)}      # the smoke file declares the defaults
 
 
 def probe_record(method, seed, target, head_seed, value, status="ok", model="tiny_bert", source_task="rte",

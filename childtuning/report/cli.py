@@ -17,15 +17,16 @@ import pandas as pd
 
 from ..errors import InputError
 from ..record import default_results, runs_dir
-from . import registry
+from . import family, registry
 from .records import load_records
-from .spec import find_experiment_file, infer_spec, load_spec, unknown_experiment
+from .spec import find_experiment_file, infer_spec, load_spec, pooled_with, unknown_experiment
 
 
-def summarize(experiment: str, results: str | Path, experiment_file: str | Path | None = None):
+def summarize(experiment: str, results: str | Path, experiment_file: str | Path | None = None, pool: bool = True):
     """Read the spec and records and compute every table (writes nothing). The summary's kind
     (table.kind) decides its type; every kind's summary has records, skipped, missing, n_expected
-    and outside."""
+    and outside. Its comparisons are checked against the records' declaration and, with `pool`,
+    Holm-adjusted over the family (with the experiments it joins or that join it)."""
     path = find_experiment_file(experiment, experiment_file)
     spec = load_spec(experiment, path) if path is not None else None
     records, skipped = load_records(experiment, results, *((spec.metric, spec.read) if spec else ()))
@@ -41,7 +42,25 @@ def summarize(experiment: str, results: str | Path, experiment_file: str | Path 
         raise InputError(f"no run records for experiment {experiment!r} in {where}{extra}. Produce them with: "
                          f"python -m childtuning.train -m exp={experiment} paths.results={results}")
     spec.results = str(results)      # e.g. task_transfer also reads <results>/<experiment>/probes
-    return registry.get(spec.kind).summarize(spec, records, skipped)
+    kind = registry.get(spec.kind)
+    s = kind.summarize(spec, records, skipped)
+    frames = kind.comparisons(s)
+    if frames:
+        s.provenance = family.check_records(spec, records) if spec.declared else None
+        if pool:
+            others = {name: pooled_frames(name, results) for name in pooled_with(experiment, spec.comparisons.joins)}
+            s.family = family.adjust(experiment, frames, others)
+    return s
+
+
+def pooled_frames(experiment: str, results: str | Path) -> list[pd.DataFrame]:
+    """The unadjusted comparisons of an experiment pooled into another's family; none while it has
+    no records."""
+    folder = runs_dir(results, experiment)
+    if not folder.is_dir() or not any(folder.glob("*.json")):
+        return []
+    s = summarize(experiment, results, pool=False)
+    return registry.get(s.spec.kind).comparisons(s)
 
 
 def write_outputs(s, out: Path) -> dict[str, str]:

@@ -2,30 +2,26 @@
 against the row of the same table without one of its parts (`mixout`, `child_tuning_d`), per task.
 
 The paper's claim for its prior-methods table is of this kind ("adding Child-Tuning on top of each
-helps further"), which the baseline comparison (every row against vanilla) does not test. The tests
-are the baseline comparison's (difference of means, Welch p, bootstrap CI, seed-paired p, seeds
-better); the Holm adjustment runs over this family alone, so it adds to, and does not change, the
-table's other p-values.
+helps further"), which the baseline comparison (every row against vanilla) does not test. Each is
+compared as the experiment declares (table.comparisons: by default the mean paired difference over
+seeds, its t interval and the paired t-test), and joins the table's one Holm family: a claim about
+a combination is one more claim the table makes, so it is adjusted with the others.
 """
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pandas as pd
 
-from .stats import add_holm, cell_groups, compare
-from .summary import Summary
+from .stats import COMPARISON, cell_groups, compare_cells
 
-COLUMNS = ["combination", "added", "without", "task", "delta", "ci_low", "ci_high", "p_welch", "p_welch_holm",
-           "p_paired", "p_paired_holm", "seeds_better", "n_combination", "n_without"]
+COLUMNS = ["combination", "added", "without", "task", *COMPARISON, "n_combination", "n_without"]
 
 
 def parts(method: str) -> list[str]:
     return method.split("+")
 
 
-def combination_gains(s: Summary) -> pd.DataFrame:
+def combination_gains(s) -> pd.DataFrame:
     """One row per (table row that is a combination, part removed whose remainder is also a row of
     the table, task): the combination minus the remainder. Extra row axes (e.g. trainer.lr) are
     kept as columns and must match. Empty when the table has no such pair."""
@@ -50,12 +46,8 @@ def combination_gains(s: Summary) -> pd.DataFrame:
                 sub, base = groups.get(key(named["method"]), empty), groups.get(key(without), empty)
                 if sub.empty:                       # the combination has no run here
                     continue
-                out = {**{a: named[a] for a in others}, "combination": named["method"], "added": added,
-                       "without": without, "task": task, "delta_vs_baseline": math.nan, "ci_low": math.nan,
-                       "ci_high": math.nan, "p_welch": math.nan, "p_paired": math.nan, "seeds_better": "",
-                       "n_combination": int(np.isfinite(sub["value"]).sum()),
-                       "n_without": int(np.isfinite(base["value"]).sum())}
-                compare(out, sub, base)
-                out["delta"] = out.pop("delta_vs_baseline")
-                rows.append(out)
-    return add_holm(pd.DataFrame(rows, columns=others + COLUMNS))
+                rows.append({**{a: named[a] for a in others}, "combination": named["method"], "added": added,
+                             "without": without, "task": task, **compare_cells(sub, base, spec.comparisons),
+                             "n_combination": int(np.isfinite(sub["value"]).sum()),
+                             "n_without": int(np.isfinite(base["value"]).sum())})
+    return pd.DataFrame(rows, columns=others + COLUMNS)

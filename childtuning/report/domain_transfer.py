@@ -1,7 +1,8 @@
 """The domain-transfer table kind (`table.kind: transfer`): rows model x source task x method,
 columns the evaluation targets each run scored its final model on (record["targets"]), the
-in-domain dev score first. Per cell: mean ± std over seeds, Δ to the baseline method with the
-same tests as Table 1's, and each target's majority-class score."""
+in-domain dev score first. Per cell: mean ± std over seeds, Δ to the baseline method compared as
+the experiment declares (table.comparisons, as in Table 1's), and each target's majority-class
+score. One Holm family covers every source task's and target's comparisons."""
 from __future__ import annotations
 
 import math
@@ -12,16 +13,19 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from .family import legend
 from .markdown import compute_lines
+from .records import flag
 from .registry import TableKind, register
-from .stats import (BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, add_holm, compare, finite, missing_runs, outside_grid,
+from .stats import (COMPARISON, compare_cells, finite, missing_runs, near_constant_counts, outside_grid,
                     status_counts)
-from .text import NA, md_table, num, signed, test_cells
+from .text import NA, md_table, near_constant_legend, near_constant_text, num, signed, test_cells, test_header
 
 IN_DOMAIN = "in-domain (dev)"
 KEY = ["model", "task", "method", "target"]
-STATS = ["metric", "mean", "std", "n_ok", "n", "n_scored", "failed_by_status", "majority", "delta_vs_baseline",
-         "p_welch", "p_welch_holm", "ci_low", "ci_high", "p_paired", "p_paired_holm", "seeds_better"]
+STATS = ["metric", "mean", "std", "n_ok", "n", "n_scored", "failed_by_status", "n_near_constant",
+         "n_near_constant_unknown", "majority", "delta_vs_baseline", "ci_low", "ci_high", "p", "p_holm", "seeds_better",
+         "equivalent"]
 
 
 def long_frame(records: pd.DataFrame) -> pd.DataFrame:
@@ -30,14 +34,15 @@ def long_frame(records: pd.DataFrame) -> pd.DataFrame:
     for _, r in records.iterrows():
         base = {"model": r["model"], "task": r["task"], "method": r["method"], "seed": r["seed"], "run_id": r["run_id"]}
         rows.append({**base, "target": IN_DOMAIN, "metric": r["metric"], "value": r["value"], "status": r["status"],
-                     "majority": math.nan})
+                     "majority": math.nan, "near_constant": r["near_constant"]})
         for name, t in (r["targets"] or {}).items():
             main = t.get("main_metric", "")
             status = r["status"] if r["status"] != "ok" else ("degenerate" if t.get("degenerate") else "ok")
             rows.append({**base, "target": name, "metric": main, "value": float(t["metrics"].get(main, math.nan)),
-                         "status": status, "majority": float((t.get("majority_class") or {}).get(main, math.nan))})
+                         "status": status, "majority": float((t.get("majority_class") or {}).get(main, math.nan)),
+                         "near_constant": flag(t.get("near_constant"))})
     return pd.DataFrame(rows, columns=["model", "task", "method", "seed", "run_id", "target", "metric", "value",
-                                       "status", "majority"])
+                                       "status", "majority", "near_constant"])
 
 
 @dataclass
@@ -49,6 +54,8 @@ class TransferSummary:
     missing: list
     outside: list
     skipped: list
+    family: object = None           # the Holm family (report/family.py), set by the aggregator
+    provenance: object = None       # the records against the declaration (report/family.py)
 
     @property
     def n_expected(self) -> int:
@@ -82,20 +89,26 @@ class TransferTable(TableKind):
                                "mean": got.mean() if len(got) else math.nan,
                                "std": got.std(ddof=1) if len(got) >= 2 else math.nan,
                                "n_ok": len(sub) - len(not_ok), "n": len(sub), "n_scored": len(got),
-                               "failed_by_status": status_counts(not_ok), "majority": sub["majority"].iloc[0],
-                               "delta_vs_baseline": math.nan, "p_welch": math.nan, "ci_low": math.nan,
-                               "ci_high": math.nan, "p_paired": math.nan, "seeds_better": ""}
+                               "failed_by_status": status_counts(not_ok),
+                               **dict(zip(("n_near_constant", "n_near_constant_unknown"), near_constant_counts(sub))),
+                               "majority": sub["majority"].iloc[0], "delta_vs_baseline": math.nan, "ci_low": math.nan,
+                               "ci_high": math.nan, "p": math.nan, "p_holm": math.nan, "seeds_better": "",
+                               "equivalent": ""}
                         base = groups.get((model, task, spec.baseline, target))
                         if spec.baseline is not None and method != spec.baseline and base is not None:
-                            compare(row, sub, base)
+                            got = compare_cells(sub, base, spec.comparisons)
+                            row.update({("delta_vs_baseline" if c == "delta" else c): got[c] for c in COMPARISON})
                         cells.append(row)
-        frame = add_holm(pd.DataFrame(cells, columns=KEY + STATS))
+        frame = pd.DataFrame(cells, columns=KEY + STATS)
         return TransferSummary(spec, records, long, frame, missing_runs(records, spec), outside_grid(records, spec),
                                skipped)
 
     def render(self, s: TransferSummary) -> dict[str, str]:
         return {"table.csv": s.cells.to_csv(index=False, float_format="%.10g", na_rep="", lineterminator="\n"),
                 "table.md": render_markdown(s), "table.tex": render_latex(s)}
+
+    def comparisons(self, s: TransferSummary) -> list:
+        return [(s.cells, (s.cells["method"] != s.spec.baseline).to_numpy())] if s.spec.baseline is not None else []
 
     def plot(self, s: TransferSummary, folder: Path) -> list[Path]:
         return plot_targets(s, folder)
@@ -123,15 +136,24 @@ def render_markdown(s: TransferSummary) -> str:
         rows = [[m] + [_cell(by_cell.get((m, t))) for t in targets] for m in dict.fromkeys(block["method"])]
         majority = [num(block[block["target"] == t]["majority"].iloc[0]) for t in targets]
         out += md_table(["method"] + targets, rows + [["majority class"] + majority])
-        out += ["", f"Δ to {spec.baseline} (p: Welch; paired: over seeds, which share data order and head init; Holm: "
-                "each p adjusted by Holm's step-down method over all the table's comparisons, every source task's; CI: "
-                f"bootstrap 95%, {BOOTSTRAP_RESAMPLES:,} resamples, seed {BOOTSTRAP_SEED}):", ""]
-        deltas = [[c["method"], c["target"], signed(c["delta_vs_baseline"]), *test_cells(c)]
+        out += ["", f"Δ to {spec.baseline} (legend: see Comparisons below):", ""]
+        decl = spec.comparisons
+        deltas = [[c["method"], c["target"], signed(c["delta_vs_baseline"]), *test_cells(c, decl)]
                   for c in block.to_dict("records") if c["method"] != spec.baseline]
-        out += md_table(["method", "target", "Δ mean", "95% CI", "Welch p", "Welch p (Holm)", "paired p",
-                         "paired p (Holm)", "seeds better"], deltas) \
+        out += md_table(["method", "target", "Δ", *test_header(decl)], deltas) \
             if deltas else ["(no method besides the baseline)"]
         out.append("")
+    if spec.baseline is not None:
+        out += ["## Comparisons", ""] + [line for paragraph in legend(
+            s, "p and CI are unknown with fewer than 2 seeds scored on both sides; seeds better: on how many of those "
+               "seeds the row scored higher. The family covers every source task's and target's comparisons.")
+            for line in (paragraph, "")]
+    out += ["## Counts per cell", "", near_constant_legend(*near_constant_counts(s.long), len(s.long), "run × target scores")
+            + " A run counts once per target (the in-domain column: its own dev predictions).", ""]
+    out += md_table(KEY + ["n_scored", "n_ok", "n", "not ok by status", "near-constant"],
+                    [[c[k] for k in KEY] + [str(c["n_scored"]), str(c["n_ok"]), str(c["n"]),
+                                            c["failed_by_status"] or NA, near_constant_text(c)]
+                     for c in s.cells.to_dict("records")]) + [""]
     out += ["## Compute", ""] + compute_lines(s.records) + [""]
     if np.isfinite(s.records["target_seconds"]).any():
         out += [f"Target evaluation (record `target_seconds`): {_share(s.records)} of the summed run time.", ""]

@@ -26,9 +26,21 @@ class GlueTable(TableKind):
                              f"trainer.lr), and table.columns must be task (got rows: {rows}, columns: {spec.columns})")
 
     def summarize(self, spec, records, skipped: list[str]) -> Summary:
-        return Summary(spec=spec, records=records, cells=cell_table(records, spec),
-                       missing=missing_runs(records, spec), outside=outside_grid(records, spec),
-                       duplicates=duplicate_seeds(records, spec), skipped=skipped)
+        from .combinations import combination_gains
+
+        s = Summary(spec=spec, records=records, cells=cell_table(records, spec),
+                    missing=missing_runs(records, spec), outside=outside_grid(records, spec),
+                    duplicates=duplicate_seeds(records, spec), skipped=skipped)
+        s.averages, s.gains = s.average_comparisons(), combination_gains(s)
+        return s
+
+    def comparisons(self, summary: Summary) -> list:
+        """The table's Holm family: the per-task comparisons, the Avg rows and the combinations."""
+        if summary.spec.baseline is None:
+            return []
+        cells = summary.cells
+        return [(cells, (cells[summary.spec.baseline_axis] != summary.spec.baseline).to_numpy()),
+                (summary.averages, None), (summary.gains, None)]
 
     def render(self, summary: Summary) -> dict[str, str]:
         csv = summary.cells.to_csv(index=False, float_format="%.10g", na_rep="", lineterminator="\n")

@@ -8,10 +8,12 @@ import numpy as np
 import pandas as pd
 
 from .emp import emp_lines
+from .family import legend
 from .records import timestamp
-from .stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, cell_groups, compare_averages
+from .stats import cell_groups, near_constant_counts
 from .summary import Summary
-from .text import NA, UNKNOWN, cell_text, md_table, num, paper_text, signed, test_cells
+from .text import NA, UNKNOWN, cell_text, md_table, near_constant_legend, near_constant_text, num, paper_text, signed, \
+    test_cells, test_header
 from .tuning import protocol_lines
 
 
@@ -42,13 +44,14 @@ def render_markdown(s: Summary) -> str:
     out += emp_lines(s)
     out += ["", "## Counts per cell", "",
             "train loss: the last epoch's mean training loss, averaged over the cell's runs (how well each "
-            "method fit the training set in the step budget); s/run: mean run time (see Compute).", ""]
+            "method fit the training set in the step budget); s/run: mean run time (see Compute). "
+            + near_constant_legend(*near_constant_counts(s.records), len(s.records)), ""]
     out += md_table(spec.key + ["metric", "mean", "std", "max", "n_scored", "n_ok", "n", "not ok by status",
-                                "train loss", "s/run"],
+                                "near-constant", "train loss", "s/run"],
                     [[str(c[a]) for a in spec.key]
                      + [c["metric"] or "?", num(c["mean"]), num(c["std"]), num(c["max"]), str(c["n_scored"]),
-                        str(c["n_ok"]), str(c["n"]), c["failed_by_status"] or NA, num(c["train_loss_mean"], 3),
-                        num(c["seconds_mean"], 0)]
+                        str(c["n_ok"]), str(c["n"]), c["failed_by_status"] or NA, near_constant_text(c),
+                        num(c["train_loss_mean"], 3), num(c["seconds_mean"], 0)]
                      for _, c in s.cell_rows()])
     out += child_network_lines(s)
     out += ["", "## Compute", ""] + compute_lines(s.records)
@@ -57,24 +60,18 @@ def render_markdown(s: Summary) -> str:
 
 
 def baseline_lines(s: Summary) -> list[str]:
-    """Each method's difference to the baseline per task, with its tests."""
-    spec = s.spec
+    """Each method's difference to the baseline per task and on the average, with its interval and test."""
+    spec, decl = s.spec, s.spec.comparisons
     named = spec.baseline if spec.baseline_axis == "method" else f"{spec.baseline_axis}={spec.baseline}"
     out = ["", f"## Difference to the baseline ({named or 'none declared'})", ""]
     if spec.baseline is None:
         return out + ["No baseline method is declared (table.baseline), so nothing is compared."]
-    out += ["Δ = mean(method) − mean(baseline); p: Welch's t-test over seeds; CI: bootstrap 95% "
-            f"({BOOTSTRAP_RESAMPLES:,} resamples, seed {BOOTSTRAP_SEED}). p and CI are unknown when either side "
-            "has < 2 scores. Paired p: paired t-test over the seeds scored under both methods (a seed has the "
-            "same data order and head initialisation under every method); seeds better: on how many of those "
-            "seeds the method scored higher. Holm: each p adjusted by Holm's step-down method over all the "
-            f"comparisons of this table that have one ({holm_family(s.cells)}), so that a reader may reject where the "
-            "adjusted p is below α and keep the chance of any false rejection in the table at most α. "
-            "Avg: difference of the task averages; its CI and tests take each seed's average over the tasks as "
-            "one score (seeds scored on every task), and are not in the Holm family (they summarise the "
-            "table's per-task comparisons rather than add one)."
-            + ("" if spec.baseline_axis == "method" else f" Here the baseline is a value of {spec.baseline_axis}, "
-               f"and each row is compared with the row that differs from it only there."), ""]
+    extra = ("p and CI are unknown with fewer than 2 seeds scored on both sides; seeds better: on how many of those "
+             "seeds the row scored higher. Avg: each seed's average over the tasks (seeds scored on every task) is one "
+             "score, compared in the same way; the Avg rows are in the Holm family."
+             + ("" if spec.baseline_axis == "method" else f" Here the baseline is a value of {spec.baseline_axis}, "
+                f"and each row is compared with the row that differs from it only there."))
+    out += [line for paragraph in legend(s, extra) for line in (paragraph, "")]
     delta_rows = []
     for row in s.rows:
         if s.named(row)[spec.baseline_axis] == spec.baseline:
@@ -82,40 +79,32 @@ def baseline_lines(s: Summary) -> list[str]:
         for task in s.tasks:
             c = s.cell(row, task)
             if c is not None:
-                delta_rows.append(list(row) + [task, signed(c["delta_vs_baseline"]), *test_cells(c)])
-        avg = compare_averages(s.runs(row), s.runs(s.baseline_row(row)), s.tasks)
-        delta_rows.append(list(row) + ["Avg", signed(s.avg(row) - s.avg(s.baseline_row(row))), *test_cells(avg)])
+                delta_rows.append(list(row) + [task, signed(c["delta_vs_baseline"]), *test_cells(c, decl)])
+        avg = s.average_of(row)
+        if avg is not None:
+            delta_rows.append(list(row) + ["Avg", signed(avg["delta"]), *test_cells(avg, decl)])
     if not delta_rows:
         return out + ["(no method besides the baseline)"]
-    return out + md_table(list(spec.rows) + ["task", "Δ mean", "95% CI", "Welch p", "Welch p (Holm)", "paired p",
-                                             "paired p (Holm)", "seeds better"], delta_rows)
+    return out + md_table(list(spec.rows) + ["task", "Δ", *test_header(decl)], delta_rows)
 
 
 def combination_lines(s: Summary) -> list[str]:
     """Each combination against the same table without one of its parts (report/combinations.py);
     nothing when the table has no such pair."""
-    from .combinations import combination_gains
-
-    gains = combination_gains(s)
-    if gains.empty:
+    gains, decl = s.gains, s.spec.comparisons
+    if gains is None or gains.empty:
         return []
     others = [a for a in s.spec.rows if a != "method"]
     out = ["", "## What each part of a combination adds", "",
-           "Each combination against the row of this table without one of its parts: Δ = mean(combination) − "
-           "mean(without), so a positive Δ is what adding that part gained. Tests as in the section above; Holm "
-           f"here adjusts over this section's comparisons only ({holm_family(gains)}), a family of its own.", ""]
+           "Each combination against the row of this table without one of its parts: Δ = (combination − without), "
+           "so a positive Δ is what adding that part gained. Interval and test as in the section above; these "
+           "comparisons are in the same Holm family as the baseline comparisons (one family per table: each is "
+           "one more claim the table makes).", ""]
     body = []
     for _, g in gains.iterrows():
         body.append([str(g[a]) for a in others] + [g["combination"], g["added"], g["without"], g["task"],
-                     signed(g["delta"]), *test_cells(g)])
-    return out + md_table(others + ["combination", "adds", "without", "task", "Δ mean", "95% CI", "Welch p",
-                                    "Welch p (Holm)", "paired p", "paired p (Holm)", "seeds better"], body)
-
-
-def holm_family(comparisons: pd.DataFrame) -> str:
-    """How many comparisons each Holm adjustment covered, e.g. "8 Welch, 8 paired p-values"."""
-    counts = [f"{int(np.isfinite(comparisons[raw]).sum())} {name}" for raw, name in (("p_welch", "Welch"), ("p_paired", "paired"))]
-    return ", ".join(counts) + " p-values"
+                     signed(g["delta"]), *test_cells(g, decl)])
+    return out + md_table(others + ["combination", "adds", "without", "task", "Δ", *test_header(decl)], body)
 
 
 def missing_lines(s: Summary) -> list[str]:

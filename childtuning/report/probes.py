@@ -9,11 +9,11 @@ import pandas as pd
 
 from ..integrity import problem
 from ..probe.records import REQUIRED, probes_dir
-from .records import device_label, score, timestamp
+from .records import device_label, flag, score, timestamp
 
 PROBE_COLUMNS = ["run_id", "file", "model", "method", "seed", "source_run_id", "source_task", "task", "head_seed",
                  "status", "reason", "metric", "value", "history", "train_seconds", "feature_seconds", "seconds",
-                 "device", "started_at", "finished_at"]
+                 "device", "started_at", "finished_at", "near_constant"]
 
 
 def parse(path: Path) -> dict:
@@ -39,7 +39,8 @@ def parse(path: Path) -> dict:
                                    if isinstance(f, dict) and not f.get("cached")),
             "seconds": (finished - started).total_seconds() if started and finished else float("nan"),
             "device": device_label(record.get("device")),
-            "started_at": record.get("started_at"), "finished_at": record.get("finished_at")}
+            "started_at": record.get("started_at"), "finished_at": record.get("finished_at"),
+            "near_constant": flag(record.get("near_constant"))}    # None: made before probes kept the flag
 
 
 def load_probes(experiment: str, results: str | Path) -> tuple[pd.DataFrame, list[str]]:

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import integrity
-from .. import target_records
+from .. import comparisons, integrity, target_records
 from ..record import runs_dir
 from .grid import axis_value
 from .text import UNKNOWN
 
 RECORD_COLUMNS = ["run_id", "file", "model", "task", "method", "seed", "status", "reason", "metric", "value",
                   "history", "method_stats", "train_loss", "seconds", "device", "started_at", "finished_at",
-                  "targets", "target_seconds", "train_seconds", "prepare_seconds", "resumed"]
+                  "targets", "target_seconds", "train_seconds", "prepare_seconds", "resumed", "near_constant",
+                  "comparisons_digest"]
 # Time stamps have whole seconds: a run is taken as resumed only when its measured parts exceed
 # its stamps by more than this.
 STAMP_SLACK_S = 1.5
@@ -27,6 +27,11 @@ def score(value) -> float:
         return float(value)
     except (TypeError, ValueError):
         return math.nan
+
+
+def flag(value) -> bool | None:
+    """A record's true/false flag; None when it is absent (or not a boolean)."""
+    return value if isinstance(value, bool) else None
 
 
 def config_value(record: dict, dotted: str):
@@ -77,7 +82,11 @@ def parse(path: Path, metric: str, extra: list[str]) -> dict:
            "targets": {}, "target_seconds": score(record.get("target_seconds")),    # schema 2 kept the total
            "declared_targets": [f"{t.get('task')}:{t.get('split', 'dev')}" for t in config_value(record, "targets") or []
                                 if isinstance(t, dict)],
-           "train_seconds": score(record.get("train_seconds")), "prepare_seconds": score(record.get("prepare_seconds"))}
+           "train_seconds": score(record.get("train_seconds")), "prepare_seconds": score(record.get("prepare_seconds")),
+           # made before records kept a prediction histogram: unknown (None), never guessed
+           "near_constant": flag(record.get("near_constant")),
+           # the declaration the run was made under (report/family.py); None for runs made before any
+           "comparisons_digest": declared_digest(record)}
     started, finished = timestamp(record.get("started_at")), timestamp(record.get("finished_at"))
     row["started_at"], row["finished_at"] = record.get("started_at"), record.get("finished_at")
     last = row["history"][-1] if row["history"] and isinstance(row["history"][-1], dict) else {}
@@ -110,6 +119,17 @@ def target_entries(records: list[dict], declared: list[str]) -> tuple[dict, floa
                      "near_constant": t.get("near_constant")}
         seconds += score(t.get("seconds"))
     return out, seconds if records else math.nan
+
+
+def declared_digest(record: dict) -> str | None:
+    """The digest of the comparisons a run was made under (report/family.py): the one the runner
+    stamped (`comparisons_digest`), else that of the `table.comparisons` block its config holds (runs
+    made while the stamp did not exist yet, from a file that declared its comparisons); None for a
+    run made before its experiment declared any."""
+    if record.get("comparisons_digest"):
+        return record["comparisons_digest"]
+    table = config_value(record, "table")
+    return comparisons.digest(table["comparisons"]) if isinstance(table, dict) and "comparisons" in table else None
 
 
 def load_records(experiment: str, results: str | Path, metric: str = "main",

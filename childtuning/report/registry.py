@@ -23,6 +23,12 @@ class TableKind:
         """The text files of the table, by file name (at least table.md)."""
         raise NotImplementedError
 
+    def comparisons(self, summary) -> list:
+        """The summary's comparisons, as (frame, rows) pairs: a frame with a `p` column and a boolean
+        mask of its rows that are tested comparisons (None: all). The aggregator fills the frame's
+        `p_holm` over the whole family (report/family.py). None by default."""
+        return []
+
     def plot(self, summary, folder: Path) -> list[Path]:
         """Figures written under `folder`; none by default."""
         return []

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
+from .. import comparisons
 from ..errors import InputError
 from ..metrics import METRICS
 from . import registry
@@ -36,6 +37,8 @@ class TableSpec:
     caption: str | None = None    # table.caption: what differs from the paper's setting, said with the table
     file: str | None = None        # the experiment file read (None: a layout inferred from the records)
     results: str | None = None     # the results folder, set by the aggregator (a kind may read more than runs/)
+    comparisons: comparisons.Declaration = field(default_factory=comparisons.Declaration)   # table.comparisons
+    declared: bool = False         # the comparisons come from an experiment file (not a layout inferred from records)
 
     @property
     def extra(self) -> list[str]:
@@ -55,7 +58,7 @@ class TableSpec:
         return ["model", "task", "method", *self.extra]
 
 
-TABLE_KEYS = ("kind", "rows", "columns", "metric", "statistic", "baseline", "paper", "expected", "caption")
+TABLE_KEYS = ("kind", "rows", "columns", "metric", "statistic", "baseline", "paper", "expected", "caption", "comparisons")
 
 
 STATISTICS = ("mean",)    # what a cell reports over seeds; every table kind reads it
@@ -68,6 +71,45 @@ def check_metric_and_statistic(spec: TableSpec, where: str) -> None:
     if spec.metric != "main" and spec.metric not in METRICS:
         raise InputError(f"{where}: table.metric={spec.metric!r} is not a metric; use `main` (each task's main "
                          f"metric) or one of {sorted(METRICS)}")
+
+
+def own_comparisons(path: Path) -> dict:
+    """The `table.comparisons` block written in file `path` itself (not composed: no defaults list)."""
+    import yaml
+
+    text = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    block = (text.get("table") or {}).get("comparisons") if isinstance(text, dict) else None
+    return block if isinstance(block, dict) else {}
+
+
+def joiners(parent: str) -> list[str]:
+    """The experiments whose files declare `joins: <parent>` (experiments/*.yaml), sorted."""
+    return sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml") if own_comparisons(p).get("joins") == parent)
+
+
+def pooled_with(experiment: str, joins: str | None) -> list[str]:
+    """The other experiments whose comparisons are adjusted together with `experiment`'s: the
+    experiment it joins and that one's other joiners, or, for an experiment that joins none, its
+    own joiners."""
+    parent = joins or experiment
+    return [e for e in [parent, *joiners(parent)] if e != experiment]
+
+
+def check_joins(spec: TableSpec, path: Path) -> None:
+    """`joins` names an existing experiment that joins none itself, and is written in the file itself
+    (its joiners are found by reading the files, not by composing them)."""
+    joins, where = spec.comparisons.joins, f"{path}: table.comparisons.joins"
+    if own_comparisons(path).get("joins") != joins:
+        raise InputError(f"{where} is {joins!r} only through the defaults list; state `joins: {joins}` in this file "
+                         "itself (the joined experiment finds its joiners by reading their files)")
+    if joins is None:
+        return
+    parent = EXPERIMENTS_DIR / f"{joins}.yaml"
+    if joins == spec.experiment or not parent.is_file():
+        raise InputError(f"{where}: {joins!r} must be another experiment with a file in {EXPERIMENTS_DIR} "
+                         f"(available: {', '.join(available_experiments())})")
+    if own_comparisons(parent).get("joins"):
+        raise InputError(f"{where}: {joins} itself joins {own_comparisons(parent)['joins']}: join that family instead")
 
 
 def protocol_of(block, where: str) -> dict | None:
@@ -149,7 +191,10 @@ def load_spec(experiment: str, path: str | Path | None = None) -> TableSpec:
                          statistic=table.get("statistic", "mean"), baseline=baseline, baseline_axis=baseline_axis,
                          paper_values=paper.get("values") or {}, paper_source=paper.get("source"),
                          options={k: v for k, v in table.items() if k not in TABLE_KEYS},
-                         caption=table.get("caption"), file=str(path))
+                         caption=table.get("caption"), file=str(path),
+                         comparisons=comparisons.read(table.get("comparisons"), f"{path}: table.comparisons"),
+                         declared=True)
+        check_joins(spec, path)
         check_metric_and_statistic(spec, str(path))
         registry.get(spec.kind, str(path)).check(spec, str(path))
         spec.expected = sweep_grid(compose_with, cfg, spec.key + ["seed"], str(path))

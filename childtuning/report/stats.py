@@ -3,96 +3,23 @@ from __future__ import annotations
 
 import itertools
 import math
-import warnings
 
 import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
 from .grid import CONF_DIR
+from .inference import EMPTY, compare
 from .records import score
-from .text import NA
 
 STATUS_ORDER = ("ok", "degenerate", "diverged", "failed")
-BOOTSTRAP_RESAMPLES = 10_000
-BOOTSTRAP_SEED = 0
 # table.csv: the cell's axes (model, task, method, then any extra row axes), then these
 CSV_STATS = ["metric", "mean", "std", "max", "n_ok", "n_failed", "n", "n_scored", "failed_by_status",
-             "delta_vs_baseline", "p_welch", "p_welch_holm", "ci_low", "ci_high", "p_paired", "p_paired_holm",
-             "seeds_better", "paper", "train_loss_mean", "seconds_mean"]
-FLOAT_STATS = ("mean", "std", "max", "delta_vs_baseline", "p_welch", "p_welch_holm", "ci_low", "ci_high", "p_paired",
-               "p_paired_holm", "paper", "train_loss_mean", "seconds_mean")
-# Raw p-value column -> its Holm-adjusted column (adjusted over the table's comparisons).
-HOLM_COLUMNS = {"p_welch": "p_welch_holm", "p_paired": "p_paired_holm"}
-
-
-def welch_p(a, b) -> float:
-    """Two-sided Welch t-test p-value of a vs b; NaN when either has fewer than 2 values."""
-    from scipy import stats  # imported here: scipy is slow to import and only needed with comparisons
-
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if len(a) < 2 or len(b) < 2:
-        return math.nan
-    with warnings.catch_warnings():              # constant samples: scipy warns and returns NaN
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
-
-
-def paired(a: pd.Series, b: pd.Series) -> tuple[float, str]:
-    """Seed-paired comparison of two cells (values indexed by seed): the two-sided paired t-test
-    p-value and "k/n", the number of the n seeds scored on both sides where a beats b.
-    The runner gives a seed the same data order and head initialisation under every method, so
-    pairing by seed removes that shared variation. p is NaN with < 2 pairs or constant differences."""
-    from scipy import stats
-
-    both = pd.concat([a.rename("a"), b.rename("b")], axis=1, join="inner")
-    both = both[np.isfinite(both["a"]) & np.isfinite(both["b"])]        # drops NaN (unscored) too
-    if both.empty:
-        return math.nan, NA
-    wins = f"{int((both['a'] > both['b']).sum())}/{len(both)}"
-    diff = (both["a"] - both["b"]).to_numpy()
-    if len(both) < 2 or np.all(diff == diff[0]):
-        return math.nan, wins
-    return float(stats.ttest_rel(both["a"], both["b"]).pvalue), wins
-
-
-def holm(pvalues) -> np.ndarray:
-    """Holm's step-down adjustment of a family of p-values (Holm 1979): the i-th smallest of the m
-    known ones becomes max over j <= i of min(1, (m - j + 1) p_(j)). Rejecting where the adjusted p
-    is below alpha keeps the chance of any false rejection in the family at most alpha. NaN (a
-    comparison without a p-value) stays NaN and is not counted in m."""
-    p = np.asarray(pvalues, dtype=float)
-    out = np.full(p.shape, math.nan)
-    known = np.flatnonzero(np.isfinite(p))
-    m = len(known)
-    running = 0.0
-    for rank, i in enumerate(known[np.argsort(p[known], kind="stable")]):
-        running = max(running, min(1.0, (m - rank) * p[i]))
-        out[i] = running
-    return out
-
-
-def add_holm(frame: pd.DataFrame) -> pd.DataFrame:
-    """`frame` with each raw p-value column's Holm-adjusted column (HOLM_COLUMNS), one family per
-    test: every comparison in the frame."""
-    for raw, adjusted in HOLM_COLUMNS.items():
-        frame[adjusted] = holm(frame[raw].astype("float64")) if len(frame) else frame[raw]
-    return frame
-
-
-def bootstrap_ci(a, b, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED,
-                 level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap CI of mean(a) - mean(b), each group resampled with replacement.
-    A fresh generator per call, so a cell's CI does not depend on which cells came before it."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if len(a) < 2 or len(b) < 2:
-        return math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    mean_a = a[rng.integers(0, len(a), size=(resamples, len(a)))].mean(axis=1)
-    mean_b = b[rng.integers(0, len(b), size=(resamples, len(b)))].mean(axis=1)
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(mean_a - mean_b, [tail, 100 - tail])
-    return float(low), float(high)
+             "n_near_constant", "n_near_constant_unknown", "delta_vs_baseline", "ci_low", "ci_high", "p", "p_holm",
+             "seeds_better", "equivalent", "paper", "train_loss_mean", "seconds_mean"]
+FLOAT_STATS = ("mean", "std", "max", "delta_vs_baseline", "ci_low", "ci_high", "p", "p_holm", "paper",
+               "train_loss_mean", "seconds_mean")
+COMPARISON = ["delta", "ci_low", "ci_high", "p", "p_holm", "seeds_better", "equivalent"]   # one comparison's columns
 
 
 def order(declared: list, found) -> list:
@@ -140,16 +67,21 @@ def cell_groups(records: pd.DataFrame, key: list[str]) -> dict[tuple, pd.DataFra
     return {k if isinstance(k, tuple) else (k,): sub for k, sub in records.groupby(key, sort=False)}
 
 
-def compare(row: dict, sub: pd.DataFrame, base_runs: pd.DataFrame) -> None:
-    """Fill `row`'s baseline columns: difference of means, Welch p, bootstrap CI, paired p and seeds better."""
-    got, base = finite(sub["value"]), finite(base_runs["value"])
-    if len(got) and len(base):
-        row["delta_vs_baseline"] = got.mean() - base.mean()
-    row["p_welch"] = welch_p(got, base)
-    row["ci_low"], row["ci_high"] = bootstrap_ci(got, base)
-    if not sub["seed"].duplicated().any() and not base_runs["seed"].duplicated().any():
-        row["p_paired"], row["seeds_better"] = paired(sub.set_index("seed")["value"],
-                                                      base_runs.set_index("seed")["value"])
+def by_seed(runs: pd.DataFrame) -> pd.Series:
+    """A cell's scores indexed by seed (NaN: unscored)."""
+    return runs.set_index("seed")["value"].astype(float)
+
+
+def compare_cells(sub: pd.DataFrame, base_runs: pd.DataFrame, decl) -> dict:
+    """The declared comparison of a cell's runs with the baseline cell's (report/inference.py),
+    with its Holm column left for the family (report/family.py)."""
+    return {**compare(by_seed(sub), by_seed(base_runs), decl), "p_holm": math.nan}
+
+
+def near_constant_counts(runs: pd.DataFrame) -> tuple[int, int]:
+    """(runs flagged near-constant, runs whose record predates the flag)."""
+    flags = runs["near_constant"] if "near_constant" in runs else pd.Series([None] * len(runs), dtype=object)
+    return int((flags == True).sum()), int(flags.isna().sum())  # noqa: E712 - object column of True/False/None
 
 
 def seed_averages(runs: pd.DataFrame, tasks: list) -> pd.Series:
@@ -161,14 +93,10 @@ def seed_averages(runs: pd.DataFrame, tasks: list) -> pd.Series:
     return wide[np.isfinite(wide.to_numpy()).all(axis=1)].mean(axis=1)
 
 
-def compare_averages(row_runs: pd.DataFrame, base_runs: pd.DataFrame, tasks: list) -> dict:
-    """Tests of a row's task average against the baseline row's: each seed's average over the tasks
-    is one score (seed_averages), then Welch p, bootstrap CI, paired p and seeds better as for a cell."""
-    got, base = seed_averages(row_runs, tasks), seed_averages(base_runs, tasks)
-    p_paired, better = paired(got, base)
-    low, high = bootstrap_ci(got, base)
-    return {"p_welch": welch_p(got, base), "ci_low": low, "ci_high": high, "p_paired": p_paired,
-            "seeds_better": better if better != NA else ""}
+def compare_averages(row_runs: pd.DataFrame, base_runs: pd.DataFrame, tasks: list, decl) -> dict:
+    """A row's task average against the baseline row's: each seed's average over the tasks is one
+    score (seed_averages), then the declared comparison as for a cell."""
+    return {**compare(seed_averages(row_runs, tasks), seed_averages(base_runs, tasks), decl), "p_holm": math.nan}
 
 
 def cell_table(records: pd.DataFrame, spec) -> pd.DataFrame:
@@ -192,14 +120,16 @@ def cell_table(records: pd.DataFrame, spec) -> pd.DataFrame:
                "max": got.max() if len(got) else math.nan,
                "n_ok": len(sub) - len(not_ok), "n_failed": len(not_ok), "n": len(sub), "n_scored": len(got),
                "failed_by_status": status_counts(not_ok),
-               "delta_vs_baseline": math.nan, "p_welch": math.nan, "p_welch_holm": math.nan, "ci_low": math.nan,
-               "ci_high": math.nan, "p_paired": math.nan, "p_paired_holm": math.nan, "seeds_better": "",
+               **dict(zip(("n_near_constant", "n_near_constant_unknown"), near_constant_counts(sub))),
+               **{("delta_vs_baseline" if k == "delta" else k): v for k, v in EMPTY.items()}, "p_holm": math.nan,
                "paper": paper_value(spec.paper_values, named["model"], named["method"], named["task"]),
                "train_loss_mean": finite_mean(sub["train_loss"]), "seconds_mean": finite_mean(sub["seconds"])}
         if spec.baseline is not None and named[spec.baseline_axis] != spec.baseline:
-            compare(row, sub, groups.get(k[:base_at] + (spec.baseline,) + k[base_at + 1:], empty))
+            got = compare_cells(sub, groups.get(k[:base_at] + (spec.baseline,) + k[base_at + 1:], empty),
+                                spec.comparisons)
+            row.update({("delta_vs_baseline" if c == "delta" else c): got[c] for c in COMPARISON})
         rows.append(row)
-    frame = add_holm(pd.DataFrame(rows, columns=key + CSV_STATS))
+    frame = pd.DataFrame(rows, columns=key + CSV_STATS)
     return frame.astype({c: "float64" for c in FLOAT_STATS})
 
 

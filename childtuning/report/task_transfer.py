@@ -5,11 +5,13 @@ target tasks of the experiment's probes (childtuning/probe), the source task's o
 Statistics, per row and target: each source run's score is the mean over its head seeds of the
 probes' main metric (head seeds are averaged within a source seed first); the cell is the mean ±
 sample std of those per-source scores over the source seeds. The pretrained reference is one
-encoder, so its ± is over head seeds. Δ to the baseline method: difference of means, Welch's p and
-the bootstrap CI over per-source scores, and the paired t-test over the source seeds both rows
-have (a source seed fixes the data order and the head initialisation under every method)
-(childtuning/report/stats.py). Probes without a finite score (diverged, failed) count but do not
-enter a mean; a source run whose head seeds are all unscored has no per-source score.
+encoder, so its ± is over head seeds. Δ to the baseline method: over per-source scores, compared as
+the experiment declares (table.comparisons; by default paired by source seed, which fixes the data
+order and the head initialisation under every method: the mean paired difference, its t interval
+and the paired t-test, report/inference.py); the pretrained row gets the difference of means only.
+The Avg comparisons (each source seed's average over the targets) join the targets' in one Holm
+family. Probes without a finite score (diverged, failed) count but do not enter a mean; a source
+run whose head seeds are all unscored has no per-source score.
 """
 from __future__ import annotations
 
@@ -26,15 +28,15 @@ from ..errors import InputError
 from ..probe.records import PRETRAINED
 from .grid import CONF_DIR, composer
 from .probes import load_probes
+from .inference import EMPTY, compare
 from .registry import TableKind, register
-from .stats import add_holm, bootstrap_ci, finite, paired, status_counts, welch_p
+from .stats import COMPARISON, compare_averages, finite, near_constant_counts, status_counts
 
 CSV_COLUMNS = ["model", "method", "target", "metric", "mean", "std", "spread", "n_sources", "n_sources_scored",
-               "n_probes", "n_scored", "n_ok", "n_failed", "failed_by_status", "delta_vs_baseline", "p_welch",
-               "p_welch_holm", "ci_low", "ci_high", "p_paired", "p_paired_holm", "seeds_better", "source_task", "source_metric", "source_mean",
-               "source_std", "source_n_ok", "source_n"]
-FLOATS = ("mean", "std", "delta_vs_baseline", "p_welch", "p_welch_holm", "ci_low", "ci_high", "p_paired", "p_paired_holm",
-          "source_mean", "source_std")
+               "n_probes", "n_scored", "n_ok", "n_failed", "failed_by_status", "n_near_constant",
+               "n_near_constant_unknown", "delta_vs_baseline", "ci_low", "ci_high", "p", "p_holm", "seeds_better",
+               "equivalent", "source_task", "source_metric", "source_mean", "source_std", "source_n_ok", "source_n"]
+FLOATS = ("mean", "std", "delta_vs_baseline", "ci_low", "ci_high", "p", "p_holm", "source_mean", "source_std")
 PROBE_AXES = ["model", "method", "seed", "task", "head_seed"]
 
 
@@ -64,6 +66,9 @@ class TransferSummary:
     targets: list[str]
     rows: list[tuple]
     plan: dict
+    averages: pd.DataFrame | None = None   # each row's Avg over the targets against the baseline's
+    family: object = None                  # the Holm family (report/family.py), set by the aggregator
+    provenance: object = None              # the records against the declaration (report/family.py)
     missing: list[tuple] = field(default_factory=list)          # (model, method, seed, target, head seed)
     missing_sources: list[tuple] = field(default_factory=list)  # (model, task, method, seed) without a run record
     outside: list[str] = field(default_factory=list)
@@ -71,7 +76,8 @@ class TransferSummary:
     skipped: list[str] = field(default_factory=list)
 
     def __post_init__(self):
-        self._cells = {(c["model"], c["method"], c["target"]): c for _, c in self.cells.iterrows()}
+        # positions, not rows: the aggregator fills p_holm into `cells` after this (report/family.py)
+        self._cells = {(c["model"], c["method"], c["target"]): i for i, (_, c) in enumerate(self.cells.iterrows())}
         self._source = {(c["model"], c["method"]): c for _, c in self.source_cells.iterrows()}
 
     @property
@@ -81,7 +87,8 @@ class TransferSummary:
         return (n_sources + n_ref) * len(self.plan["targets"]) * len(self.plan["head_seeds"])
 
     def cell(self, row: tuple, target: str):
-        return self._cells.get((*row, target))
+        i = self._cells.get((*row, target))
+        return None if i is None else self.cells.iloc[i]
 
     def source_cell(self, row: tuple):
         return self._source.get(row)
@@ -140,23 +147,37 @@ def compute_cells(spec, probes, per_source, rows, targets) -> pd.DataFrame:
                "n_sources": len(src), "n_sources_scored": int(np.isfinite(src["value"]).sum()),
                "n_probes": len(sub), "n_scored": len(finite(sub["value"])), "n_ok": len(sub) - len(not_ok),
                "n_failed": len(not_ok), "failed_by_status": status_counts(not_ok),
-               "delta_vs_baseline": math.nan, "p_welch": math.nan, "ci_low": math.nan, "ci_high": math.nan,
-               "p_paired": math.nan, "seeds_better": ""}
+               **dict(zip(("n_near_constant", "n_near_constant_unknown"), near_constant_counts(sub))),
+               **{("delta_vs_baseline" if k == "delta" else k): v for k, v in EMPTY.items()}, "p_holm": math.nan}
         base = per_source[(per_source["model"] == model) & (per_source["method"] == spec.baseline)
                           & (per_source["task"] == target)]
         if spec.baseline is not None and method != spec.baseline and len(base):
             base_values = finite(base["value"])
-            if len(values) and len(base_values):
-                row["delta_vs_baseline"] = values.mean() - base_values.mean()
-            if not reference:       # tests compare source seeds with source seeds only
-                row["p_welch"] = welch_p(values, base_values)
-                row["ci_low"], row["ci_high"] = bootstrap_ci(values, base_values)
-                if not src["seed"].duplicated().any() and not base["seed"].duplicated().any():
-                    row["p_paired"], row["seeds_better"] = paired(
-                        src.set_index(src["seed"].astype("int64"))["value"],
-                        base.set_index(base["seed"].astype("int64"))["value"])
+            if reference:           # one encoder, spread over head seeds: the difference only, no test
+                if len(values) and len(base_values):
+                    row["delta_vs_baseline"] = values.mean() - base_values.mean()
+            else:
+                got = compare(by_source_seed(src), by_source_seed(base), spec.comparisons)
+                row.update({("delta_vs_baseline" if c == "delta" else c): got[c] for c in COMPARISON if c in got})
         out.append(row)
     return out
+
+
+def by_source_seed(per_source: pd.DataFrame) -> pd.Series:
+    return per_source.set_index(per_source["seed"].astype("int64"))["value"].astype(float)
+
+
+def average_comparisons(spec, per_source: pd.DataFrame, rows: list[tuple], targets: list[str]) -> pd.DataFrame:
+    """Each fine-tuned row's average over the targets against the baseline's: each source seed's
+    average over the targets (seeds scored on every target) is one score (report/stats.py)."""
+    out = []
+    for model, method in rows:
+        if spec.baseline is None or method in (spec.baseline, PRETRAINED):
+            continue
+        of = lambda m: per_source[(per_source["model"] == model) & (per_source["method"] == m)]  # noqa: E731
+        out.append({"model": model, "method": method,
+                    **compare_averages(of(method), of(spec.baseline), targets, spec.comparisons)})
+    return pd.DataFrame(out, columns=["model", "method"] + COMPARISON)
 
 
 def compute_source_cells(sources: pd.DataFrame, rows: list[tuple], source_task: str) -> pd.DataFrame:
@@ -223,14 +244,21 @@ class TaskTransferTable(TableKind):
         rows = row_order(spec, probes, plan)
         per_source = per_source_scores(probes)
         source_cells = compute_source_cells(records, rows, str(spec.expected["task"][0]))
-        cells = add_holm(pd.DataFrame(compute_cells(spec, probes, per_source, rows, targets)))
+        cells = pd.DataFrame(compute_cells(spec, probes, per_source, rows, targets))
         cells = cells.merge(source_cells.drop(columns="source_failed_by_status"), on=["model", "method"], how="left")
         cells = cells[CSV_COLUMNS].astype({c: "float64" for c in FLOATS})
         missing, missing_sources, outside, duplicates = gaps(spec, probes, records, plan)
         return TransferSummary(spec=spec, records=probes, sources=records, per_source=per_source, cells=cells,
-                               source_cells=source_cells, targets=targets, rows=rows, plan=plan, missing=missing,
+                               source_cells=source_cells, targets=targets, rows=rows, plan=plan,
+                               averages=average_comparisons(spec, per_source, rows, targets), missing=missing,
                                missing_sources=missing_sources, outside=outside, duplicates=duplicates,
                                skipped=list(skipped) + probe_skipped)
+
+    def comparisons(self, summary: TransferSummary) -> list:
+        if summary.spec.baseline is None:
+            return []
+        tested = ~summary.cells["method"].isin([summary.spec.baseline, PRETRAINED])    # the pretrained row: Δ only
+        return [(summary.cells, tested.to_numpy()), (summary.averages, None)]
 
     def render(self, summary: TransferSummary) -> dict[str, str]:
         from .transfer_render import render_latex, render_markdown

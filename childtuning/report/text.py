@@ -20,15 +20,34 @@ def p_value(x: float) -> str:
 
 
 def ci_text(c) -> str:
-    """A comparison's bootstrap CI (its `ci_low`, `ci_high`) as "[low, high]"."""
+    """A comparison's interval (its `ci_low`, `ci_high`) as "[low, high]"."""
     return f"[{signed(c['ci_low'])}, {signed(c['ci_high'])}]" if np.isfinite(c["ci_low"]) else NA
 
 
-def test_cells(c) -> list[str]:
-    """A comparison's CI, Welch p, its Holm adjustment, paired p, its Holm adjustment and seeds
-    better, as table cells; a comparison outside the Holm family (no `*_holm`) shows NA there."""
-    return [ci_text(c), p_value(c["p_welch"]), p_value(c.get("p_welch_holm", np.nan)), p_value(c["p_paired"]),
-            p_value(c.get("p_paired_holm", np.nan)), c["seeds_better"] or NA]
+def test_header(decl) -> list[str]:
+    """The column names of test_cells under declaration `decl` (table.comparisons)."""
+    return [f"{decl.level:.0%} CI", "p", "p (Holm)", "seeds better"] + (["equivalent"] if decl.margin is not None else [])
+
+
+def test_cells(c, decl) -> list[str]:
+    """A comparison's interval, p, Holm-adjusted p, seeds better and, when a margin is declared,
+    whether the interval lies inside it, as table cells."""
+    cells = [ci_text(c), p_value(c["p"]), p_value(c["p_holm"]), c["seeds_better"] or NA]
+    return cells + ([c["equivalent"] or NA] if decl.margin is not None else [])
+
+
+def near_constant_text(c) -> str:
+    """"k" near-constant runs of a cell, "k (+u unknown)" when u records predate the flag."""
+    known, unknown = int(c["n_near_constant"]), int(c["n_near_constant_unknown"])
+    return f"{known} (+{unknown} unknown)" if unknown else str(known)
+
+
+def near_constant_legend(known: int, unknown: int, n: int, unit: str = "records") -> str:
+    """What the near-constant column counts, and how many of the `n` records cannot say."""
+    return ("near-constant: runs whose dev predictions are near-constant (record `near_constant`: the majority class "
+            "above 95% of the predictions; regression: prediction std under 5% of the label std), "
+            f"{known} here; \"+u unknown\": u records made before records kept the prediction distribution "
+            f"({unknown} of the {n} {unit}).")
 
 
 def cell_text(c) -> str:

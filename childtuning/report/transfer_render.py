@@ -8,11 +8,12 @@ import numpy as np
 import pandas as pd
 
 from ..probe.records import PRETRAINED
+from .family import legend
 from .latex import tex
 from .markdown import compute_lines
 from .plots import STATUS_COLORS, filename
-from .stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, compare_averages
-from .text import NA, md_table, num, signed, test_cells
+from .stats import near_constant_counts
+from .text import NA, md_table, near_constant_legend, near_constant_text, num, signed, test_cells, test_header
 
 
 def cell_text(c) -> str:
@@ -49,53 +50,48 @@ def render_markdown(s) -> str:
     out += md_table(header, [[*row, source_text(s.source_cell(row))] + [cell_text(s.cell(row, t)) for t in s.targets]
                              + [num(s.avg(row))] for row in s.rows])
     out += delta_lines(s) + per_source_lines(s)
-    out += ["", "## Counts per cell", ""]
+    out += ["", "## Counts per cell", "", "Probes per cell; " + near_constant_legend(
+        *near_constant_counts(s.records), len(s.records), "probe records") + " (A probe's flag is about its head's dev "
+        "predictions.)", ""]
     out += md_table(["model", "method", "target", "metric", "mean", "std", "over", "sources scored", "probes",
-                     "probes scored", "n_ok", "not ok by status"],
+                     "probes scored", "n_ok", "not ok by status", "near-constant"],
                     [[c["model"], c["method"], c["target"], c["metric"] or "?", num(c["mean"]), num(c["std"]), c["spread"],
                       f"{c['n_sources_scored']}/{c['n_sources']}", str(c["n_probes"]), str(c["n_scored"]),
-                      str(c["n_ok"]), c["failed_by_status"] or NA] for _, c in s.cells.iterrows()])
+                      str(c["n_ok"]), c["failed_by_status"] or NA, near_constant_text(c)] for _, c in s.cells.iterrows()])
     out += ["", "## Compute", ""] + transfer_compute_lines(s)
     out += missing_lines(s) + notes_lines(s)
     return "\n".join(out) + "\n"
 
 
 def delta_lines(s) -> list[str]:
-    base = s.spec.baseline
+    base, decl = s.spec.baseline, s.spec.comparisons
     out = ["", f"## Difference to the baseline ({base or 'none declared'})", ""]
     if base is None:
         return out + ["No baseline method is declared (table.baseline), so nothing is compared."]
-    out += [f"Δ = mean(row) − mean({base}) per target, over per-source scores (head seeds averaged first). p: Welch's "
-            f"t-test over source seeds; CI: bootstrap 95% ({BOOTSTRAP_RESAMPLES:,} resamples, seed {BOOTSTRAP_SEED}); "
-            "paired p: paired t-test over the source seeds probed under both methods; seeds better: on how many of "
-            f"them the row scored higher. p and CI are unknown with < 2 scores a side. Row {PRETRAINED}: the difference "
-            "only (its spread is over head seeds, not comparable with source seeds). Holm: each p adjusted by Holm's "
-            "step-down method over all the comparisons of this table. Avg: difference of the averages; its CI and "
-            "tests take each source seed's average over the targets as one score (seeds scored on every target), "
-            "outside the Holm family.", ""]
+    out += ["Per target, over per-source scores (head seeds averaged first).", ""]
+    out += [line for paragraph in legend(
+        s, "p and CI are unknown with fewer than 2 source seeds scored on both sides; seeds better: on how many of them "
+           f"the row scored higher. Row {PRETRAINED}: the difference of means only, no interval or test (its spread is "
+           "over head seeds, not comparable with source seeds), so it is outside the family. Avg: each source seed's "
+           "average over the targets (seeds scored on every target) is one score, compared in the same way; the Avg "
+           "rows are in the Holm family.") for line in (paragraph, "")]
     rows = []
+    averages = {(a["model"], a["method"]): a for a in s.averages.to_dict("records")} if s.averages is not None else {}
     for row in s.rows:
         if row[1] == base:
             continue
         for t in s.targets:
             c = s.cell(row, t)
             if c is not None:
-                rows.append([*row, t, signed(c["delta_vs_baseline"]), *test_cells(c)])
-        rows.append([*row, "Avg", signed(s.avg(row) - s.avg((row[0], base))), *average_tests(s, row, base)])
+                rows.append([*row, t, signed(c["delta_vs_baseline"]), *test_cells(c, decl)])
+        avg = averages.get(tuple(row))
+        if avg is not None:
+            rows.append([*row, "Avg", signed(avg["delta"]), *test_cells(avg, decl)])
+        else:                                   # the pretrained row: the difference of the averages only
+            rows.append([*row, "Avg", signed(s.avg(row) - s.avg((row[0], base)))] + [NA] * len(test_header(decl)))
     if not rows:
         return out + ["(no row besides the baseline)"]
-    return out + md_table(["model", "method", "target", "Δ mean", "95% CI", "Welch p", "Welch p (Holm)", "paired p",
-                           "paired p (Holm)", "seeds better"], rows)
-
-
-def average_tests(s, row: tuple, base: str) -> list[str]:
-    """CI, Welch p, Holm (none), paired p, Holm (none) and seeds better of a row's average over the
-    targets against the baseline's, per source seed (report/stats.py compare_averages)."""
-    if row[1] == PRETRAINED:
-        return [NA] * 6
-    src = s.per_source                   # column task: the target
-    of = lambda method: src[(src["model"] == row[0]) & (src["method"] == method)]  # noqa: E731
-    return test_cells(compare_averages(of(row[1]), of(base), s.targets))
+    return out + md_table(["model", "method", "target", "Δ", *test_header(decl)], rows)
 
 
 def per_source_lines(s) -> list[str]:
