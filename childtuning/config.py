@@ -87,7 +87,7 @@ class ResplitConfig:
     source: str = MISSING
     train_size: int = MISSING
     seed: int = 0
-    group: Optional[str] = None
+    group: Optional[str] = added_later(None)     # null: pairs drawn one by one (the first resplits)
 
 
 @dataclass

@@ -66,13 +66,8 @@ def _v2_run_id(config: dict) -> str:
 
 def _v2_to_v3(record: dict) -> list[str]:
     """Schema 2 -> 3: evaluation targets left the run id; their scores leave the run record for
-    target records (migrate_experiment writes them from `targets`, which this step keeps for it);
-    a resplit gained `group` (schema 2 resplits were label-stratified pairs: group null)."""
-    config, changes = record["config"], []
-    resplit = (config.get("task") or {}).get("resplit")
-    if isinstance(resplit, dict) and "group" not in resplit:
-        resplit["group"] = None
-        changes.append("task.resplit.group=null (schema 2 resplits cut pairs, not groups)")
+    target records (migrate_experiment writes them from `targets`, which this step keeps for it)."""
+    changes = []
     if record.get("targets"):
         changes.append(f"{len(record['targets'])} target score(s) moved to target records; targets left the run id")
     return changes

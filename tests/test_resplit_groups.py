@@ -90,3 +90,18 @@ def test_no_resplit_task_shares_a_premise_between_train_and_dev(name):
     train = {t[0] for t in splits["train"].texts}
     shared = [t for t in splits["dev"].texts if t[0] in train]
     assert not shared, f"{name}: {len(shared)} of {len(splits['dev'])} dev examples share their first text with train"
+
+
+def test_a_null_group_keeps_the_run_ids_of_the_resplits_made_before_groups_existed():
+    """task.resplit.group is `added_later` inside a nested schema: null (the first resplits' pairs)
+    hashes as before the key existed, a group gives another run id."""
+    from childtuning.config import compose, validate
+    from childtuning.record import run_id
+
+    cfg = validate(compose("task=mnli_m_dev_split", "method=child_tuning_d", "seed=1"))
+    grouped = run_id(cfg)
+    cfg.task.resplit.group = None
+    pairs = run_id(cfg)
+    before = OmegaConf.to_container(cfg, resolve=True)
+    del before["task"]["resplit"]["group"]                     # a config written before the key existed
+    assert run_id(before) == pairs != grouped
