@@ -126,8 +126,8 @@ def percentile_threshold(tensors: list[torch.Tensor], keep_ratio: float, *, inte
       takes the tensor's dtype under torch's documented type promotion; tested on this torch in
       tests/test_percentile.py), so the float32 rounding of the sum is returned: `scores >= it`
       is the official kept set. It differs from the "float32" value by one float32 step in under
-      1% of random cases (0.4% in tests/test_percentile.py, 0.85% in issue 11's audit); no kept
-      set differed in either.
+      1% of random cases (0.4% in tests/test_percentile.py, 0.85% in an earlier audit against that
+      environment); no kept set differed in either.
     """
     if interpolation not in INTERPOLATIONS:
         raise ValueError(f"percentile interpolation {interpolation!r}; use one of {INTERPOLATIONS}")

@@ -4,7 +4,7 @@ A rule takes the scores of the eligible tensors (Fisher information), the fracti
 a random generator (for rules that draw), and returns one boolean mask per tensor plus what the
 record should say about the choice. `method.selection` names the rule.
 
-The ablations of the paper's Sec. 4.3-4.4 (issue 16) keep exactly as many weights as `top` keeps
+The ablations of the paper's Sec. 4.3-4.4 keep exactly as many weights as `top` keeps
 on the same scores (its threshold can keep a few more than keep_ratio * N when scores tie), so a
 child network differs from Child-Tuning_D's in which weights it holds, never in how many:
 - bottom: the lowest scores. Weights with exactly zero Fisher information (the gradient was zero

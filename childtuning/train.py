@@ -5,8 +5,8 @@
 
 A run is a pipeline of named steps, each usable on its own (the benchmarks call them):
 validate -> load_data -> tokenize_splits -> build_loaders -> init_model -> build_method ->
-loop.train -> build_record -> write. Around it (issue 17): a complete record is skipped; the
-results folder is probed (storage.py) and the model looked up offline (preflight.py) before any
+loop.train -> build_record -> write. Around it (docs/reliability.md): a complete record is skipped;
+the results folder is probed (storage.py) and the model looked up offline (preflight.py) before any
 work; the run claims its id (lease.py) so concurrent sweeps run it once; while it works,
 preemption signals (signals.py) stop it at a step boundary with a checkpoint; a corrupt record is
 set aside and rerun (integrity.py).
