@@ -485,6 +485,22 @@ def test_a_combination_takes_the_optimizer_settings_of_its_optimizer_part_or_fir
         OmegaConf.to_container(plain.method, resolve=True))
 
 
+# The combinations the committed studies run (prior_methods_cpu): each composed by the rule, no file of its own.
+COMBINATIONS = [f"child_tuning_{v}+{m}" for v in "fd" for m in ("mixout", "r3f", "recadam", "top_k", "wd_pretrained")]
+
+
+def test_no_combination_has_a_file_and_every_pair_composes_by_the_rule():
+    assert not list((REPO / "conf" / "method").glob("*+*.yaml"))
+    from hydra.core.config_store import ConfigStore
+
+    stored = {name[:-5] for name in ConfigStore.instance().list("method")}
+    assert set(COMBINATIONS) <= stored and "mixout+child_tuning_d" in stored and "vanilla+mixout" not in stored
+    # the rule's node for a pair: each part's files under parts.<name>, nothing else
+    from childtuning.methods.composite import combination_node
+    node = combination_node(("child_tuning_d", "mixout"))
+    assert node["name"] == "child_tuning_d+mixout" and node["defaults"][0] == "child_tuning_d@parts.child_tuning_d"
+
+
 def test_combination_configs_hold_both_parts_and_their_run_ids_follow_each_part():
     base = validate(runner_cfg("child_tuning_d+mixout", "task=mrpc"))
     assert base.method.parts.child_tuning_d.keep_ratio == 0.1          # Child-Tuning_D's MRPC value (method_task)
@@ -493,9 +509,9 @@ def test_combination_configs_hold_both_parts_and_their_run_ids_follow_each_part(
            run_id(validate(runner_cfg("child_tuning_d+mixout", "task=mrpc", "method.parts.child_tuning_d.keep_ratio=0.2"))),
            run_id(validate(runner_cfg("mixout", "task=mrpc")))}
     assert len(ids) == 4
-    for path in (REPO / "conf" / "method").glob("*+*.yaml"):
-        cfg = validate(runner_cfg(path.stem))
-        assert cfg.method.name == path.stem and list(cfg.method.parts) == path.stem.split("+")
+    for name in COMBINATIONS:
+        cfg = validate(runner_cfg(name))
+        assert cfg.method.name == name and list(cfg.method.parts) == name.split("+")
 
 
 @pytest.mark.parametrize("model", ["minilm", "tiny_bert"])
@@ -503,11 +519,11 @@ def test_each_part_of_a_combination_gets_the_settings_it_has_alone(model):
     """A part's per-task and per-model files (conf/method_task, conf/method_model) apply inside any
     combination, so no combination needs its own copy: on MiniLM, Top-K's K is 3 alone and in
     child_tuning_{f,d}+top_k, and Child-Tuning_D's MRPC keep ratio is 0.1 alone and combined."""
-    for path in sorted((REPO / "conf" / "method").glob("*+*.yaml")):
-        combined = compose_cfg(f"model={model}", "task=mrpc", f"method={path.stem}").method
-        for part in path.stem.split("+"):
+    for name in COMBINATIONS:
+        combined = compose_cfg(f"model={model}", "task=mrpc", f"method={name}").method
+        for part in name.split("+"):
             alone = compose_cfg(f"model={model}", "task=mrpc", f"method={part}").method
-            assert OmegaConf.to_container(combined.parts[part]) == OmegaConf.to_container(alone), (path.stem, part)
+            assert OmegaConf.to_container(combined.parts[part]) == OmegaConf.to_container(alone), (name, part)
     expected_k = 3 if model == "minilm" else 6        # conf/method_model/top_k_minilm.yaml; top_k.yaml
     assert compose_cfg(f"model={model}", "method=child_tuning_d+top_k").method.parts.top_k.top_k == expected_k
 
