@@ -144,6 +144,7 @@ def estimate(experiment: str, measurement: dict, jobs: int | None = None, overhe
     total = sum(per_task.values())
     return {"experiment": experiment, "runs": len(configs), "hours_one_process": round(total / 3600, 2),
             "jobs": n_jobs, "speedup": factor, "hours": round(total / factor / 3600, 2),
+            "seconds": round(total / factor, 1),
             "hours_by_task_one_process": {t: round(s / 3600, 2) for t, s in per_task.items()},
             "run_overhead_s": overhead_s, "notes": sorted(notes)}
 

@@ -117,6 +117,9 @@ def write_atomic(path: Path, record: dict) -> dict:
     return record
 
 
+COMMIT_VARIABLE = "CHILDTUNING_GIT_COMMIT"     # the commit of a checkout copied without .git
+
+
 def versions() -> dict:
     import torch
     import transformers
@@ -133,5 +136,9 @@ def versions() -> dict:
                                     capture_output=True, text=True, timeout=5).stdout.strip())
     except (OSError, subprocess.SubprocessError):
         commit, dirty = None, None
+    if commit is None and os.environ.get(COMMIT_VARIABLE):
+        # A copy of the checkout without its git folder (a device machine, benchmarks/gpu_session.py),
+        # packed from a clean tree at that commit (benchmarks/gpu_carry.py refuses a dirty one).
+        commit, dirty = os.environ[COMMIT_VARIABLE], False
     return {"childtuning": __version__, "git_commit": commit, "git_dirty": dirty, "python": platform.python_version(),
             "torch": torch.__version__, "transformers": transformers.__version__, "datasets": datasets_version}
