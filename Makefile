@@ -35,11 +35,13 @@ endif
 .PHONY: help setup test demo smoke tables reproduce-table1 reproduce-table1-cpu reproduce-domain-transfer \
 	reproduce-domain-transfer-cpu reproduce-task-transfer reproduce-task-transfer-cpu reproduce-task-transfer-std-cpu \
 	reproduce-prior-methods \
-	reproduce-prior-methods-cpu reproduce-child-networks-cpu bench
+	reproduce-prior-methods-cpu reproduce-child-networks-cpu bench \
+	reproduce-low-resource reproduce-ablation reproduce-ablation-prune reproduce-keep-ratio reproduce-overlap \
+	reproduce-table1-minilm-gpu gpu-carry gpu-dry-run
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-31s %s\n", $$1, $$2}'
-	@echo "  variables: RESULTS=<dir> (default results)  LAUNCHER=local|parallel|slurm  JOBS=2  TEST_JOBS=2  GLUE_DIR=<GLUE-format folder>"
+	@echo "  variables: RESULTS=<dir> (default results)  LAUNCHER=local|parallel|slurm  JOBS=2  TEST_JOBS=2  GPU_JOBS=8  GLUE_DIR=<GLUE-format folder>"
 
 setup: $(SETUP)  ## create .venv and install the project (torch 2.13.0 CPU build first where there is no GPU)
 
@@ -127,6 +129,43 @@ reproduce-child-networks-cpu: $(SETUP)  ## issue 16: overlap, tuned Table 1 (sea
 	for e in table1_cpu_tuned ablation_cpu ablation_prune_cpu ablation_keep_ratio_cpu; do \
 	  $(CPU_SWEEP) exp=$$e || exit 1; done
 	for e in $(STUDIES16); do $(PY) -m childtuning.aggregate $$e --results $(RESULTS) || exit 1; done
+
+# The paper's analyses at its scale (BERT-large; GPU / cluster). Each help line's cost: `python
+# benchmarks/gpu_estimate.py <experiment>` from the committed H200 measurement (BERT-large shape, bf16,
+# lengths rounded to 8: pass impl.precision=bf16 impl.pad_to_multiple_of=8 to run at that rate), 8 runs
+# sharing one GPU, before any run is reused from table1's records.
+reproduce-low-resource: $(SETUP)  ## paper Sec. 4.2: BERT-large on 1k-example subsets x 3 methods x 10 seeds (est. 0.09 H200-h)
+	$(SWEEP) exp=low_resource
+	$(PY) -m childtuning.aggregate low_resource --results $(RESULTS)
+
+reproduce-ablation: $(SETUP)  ## paper Sec. 4.3: Child-Tuning_D's child network top / random / bottom, BERT-large, 10 seeds (est. 0.58 H200-h)
+	$(SWEEP) exp=ablation
+	$(PY) -m childtuning.aggregate ablation --results $(RESULTS)
+
+reproduce-ablation-prune: $(SETUP)  ## paper Sec. 4.4: pruning the non-child weights, BERT-large, 10 seeds (est. 0.38 H200-h)
+	$(SWEEP) exp=ablation_prune
+	$(PY) -m childtuning.aggregate ablation_prune --results $(RESULTS)
+
+reproduce-keep-ratio: $(SETUP)  ## keep ratios 0.1/0.2/0.4/0.7/1.0 for Child-Tuning_F/_D, BERT-large, 4 tasks, 10 seeds (est. 1.62 H200-h)
+	$(SWEEP) exp=ablation_keep_ratio
+	$(PY) -m childtuning.aggregate ablation_keep_ratio --results $(RESULTS)
+
+reproduce-overlap: $(SETUP)  ## paper Sec. 4.5: overlap of BERT-large's child networks, full training sets, seeds 1-3 (est. 0.02 H200-h)
+	$(SWEEP) exp=overlap
+	$(PY) -m childtuning.aggregate overlap --results $(RESULTS)
+
+# Table 1's protocol on MiniLM on one GPU, GPU_JOBS runs sharing it (issue 31; docs/gpu.md). On a
+# lent device machine, benchmarks/gpu_session.py runs it after a measurement that projects its time.
+GPU_JOBS ?= 8
+reproduce-table1-minilm-gpu: $(SETUP)  ## Table 1's protocol on MiniLM, full training sets, 10 seeds, bf16 on one GPU (GPU_JOBS=8 runs at once)
+	CHILDTUNING_JOBS=$(GPU_JOBS) $(PY) -m childtuning.train -m paths.results=$(RESULTS) hydra/launcher=parallel exp=table1_minilm_gpu
+	$(PY) -m childtuning.aggregate table1_minilm_gpu --results $(RESULTS)
+
+gpu-carry: $(SETUP)  ## pack .gpu/a and .gpu/b for the two device calls (MiniLM in checksummed parts, GLUE, wheels; docs/gpu.md)
+	$(PY) benchmarks/gpu_carry.py pack
+
+gpu-dry-run: $(SETUP)  ## the device calls' stages on this CPU with a tiny model and data slices (minutes)
+	$(PY) benchmarks/gpu_session.py --dry-run --out /tmp/childtuning-gpu-dry-run/out
 
 bench: $(SETUP)  ## the CPU benchmarks the README quotes (about 50 min on 2 quiet cores; each prints one JSON line last)
 	$(PY) benchmarks/fisher_threshold.py

@@ -186,6 +186,8 @@ def main() -> None:
     ap.add_argument("--layouts", nargs="+", default=["rows", "varlen_batched"], choices=list(packing.LAYOUTS),
                     help="packed layouts measured against dynamic padding; the fastest one (summed over the tasks' "
                          "estimated run time) gives the estimate and runs the concurrency test")
+    ap.add_argument("--concurrency-layout", default=None, choices=[*packing.LAYOUTS, "padded"],
+                    help="the batch layout of the concurrency test (default: the fastest packed layout)")
     ap.add_argument("--worker-task", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--worker-layout", default="rows", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -235,7 +237,8 @@ def main() -> None:
     hours = {layout: sum(by_task.values()) / 3600 for layout, by_task in estimate.items()}
     best_layout = min(hours, key=hours.get)
     total_h = hours[best_layout]
-    conc = [concurrent(args, t, j, per_task[t][f"step_s_{best_layout}"], best_layout) for t in args.concurrency_tasks
+    conc_layout = args.concurrency_layout or best_layout
+    conc = [concurrent(args, t, j, per_task[t][f"step_s_{conc_layout}"], conc_layout) for t in args.concurrency_tasks
             for j in args.jobs if j > 1]
     for c in conc:
         print(f"[{c['task']}] {c['jobs']} processes: {c['aggregate_steps_per_s']} steps/s, speed-up {c['speedup']}x", flush=True)
@@ -244,7 +247,7 @@ def main() -> None:
     speedup = by_jobs.get(best, 1.0)          # the smallest speed-up over the tasks tried, at the best job count
     result = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu", "torch": torch.__version__,
               "params": n_params, "precision": args.precision, "multiple_of": args.multiple_of, "optimizer": "adamw_hf fused", "steps_timed": args.steps,
-              "layouts": args.layouts, "best_layout": best_layout,
+              "layouts": args.layouts, "best_layout": best_layout, "concurrency_layout": conc_layout,
               "table1_estimate_h_one_process_by_layout": {k: round(v, 2) for k, v in hours.items()},
               "per_task": per_task, "table1_estimate_h_one_process": round(total_h, 2),
               "concurrency": conc, "best_jobs": best, "concurrency_speedup": round(speedup, 2),

@@ -127,6 +127,7 @@ def prediction_fields(final: dict | None, split: str = "dev") -> dict:
 # What a run's computation can depend on in the checkout: a change here (tracked or not) makes the
 # tree dirty for provenance. Results, docs and notebooks are not code a run executes.
 CODE_PATHS = ("childtuning", "conf", "experiments", "pyproject.toml")
+COMMIT_VARIABLE = "CHILDTUNING_GIT_COMMIT"     # the commit of a checkout copied without .git
 
 
 def git(*args: str) -> str | None:
@@ -145,6 +146,10 @@ def provenance() -> dict:
     from others. A committed record must be clean (tests/test_provenance.py)."""
     commit = git("rev-parse", "HEAD")
     status = git("status", "--porcelain", "--untracked-files=all", "--", *CODE_PATHS)
+    if (commit is None or status is None) and os.environ.get(COMMIT_VARIABLE):
+        # A copy of the checkout without its git folder (a device machine, benchmarks/gpu_session.py),
+        # packed from a clean tree at that commit (benchmarks/gpu_carry.py refuses a dirty one).
+        return {"git_commit": os.environ[COMMIT_VARIABLE], "git_dirty": False, "git_diff_sha256": None}
     if commit is None or status is None:
         return {"git_commit": None, "git_dirty": None, "git_diff_sha256": None}
     digest = None

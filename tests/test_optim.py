@@ -11,7 +11,9 @@ from childtuning.optim import (_HF_KERNELS, KERNELS, OPTIMIZERS, TransformersAda
                                decay_order, undo_decay_)
 
 BETAS, EPS = (0.9, 0.999), 1e-8
-CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+# The CUDA tests: `pytest -m cuda` selects them (benchmarks/gpu_session.py runs them on a lent GPU).
+NEEDS_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+CUDA = [pytest.mark.cuda, NEEDS_CUDA]
 STEPS = 30
 # (base lr, weight decays of the two groups). The realistic case (official lr 4e-5, weight decay
 # 0.01, eps 1e-8, gradients down to 1e-10) is where eps matters; in the large case lr*wd*update
@@ -111,7 +113,8 @@ def test_adamw_hf_matches_the_official_definition(case, seed):
     assert_within_float32_rounding(got, weights, grads, base_lr, wds)
 
 
-@CUDA
+@pytest.mark.cuda
+@NEEDS_CUDA
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_adamw_hf_on_cuda_within_float32_rounding(kernel):
     """On CUDA every kernel (torch's CUDA fused kernel, CUDA foreach kernels) stays within the tolerance."""

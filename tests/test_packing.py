@@ -215,7 +215,8 @@ def test_packed_equals_padded_logits_loss_gradients(arch, attention, layout):
     assert_same(a, b)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (benchmarks/gpu_check.sh runs it)")
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (benchmarks/gpu_session.py runs it)")
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_cuda_packed_equals_padded(layout):
     """The same check on a GPU (its SDPA kernels, masks and gathers), float32, then bf16 autocast

@@ -164,3 +164,22 @@ def test_the_tools_default_results_folder_is_the_paths_config_one(monkeypatch, t
     assert default_results() == "results"
     monkeypatch.setenv("CHILDTUNING_RESULTS", str(tmp_path))
     assert default_results() == str(tmp_path)
+
+
+def test_a_checkout_copied_without_git_names_its_commit_from_the_environment(monkeypatch):
+    """A device machine gets the tracked files without .git: the commit the carry was packed from
+    (benchmarks/gpu_carry.py, clean trees only) comes in CHILDTUNING_GIT_COMMIT; git, where it
+    answers, wins."""
+    import subprocess
+
+    from childtuning import record as record_mod
+
+    answered = record_mod.versions()
+    assert answered["git_commit"]                          # this checkout has git
+    monkeypatch.setenv(record_mod.COMMIT_VARIABLE, "f" * 40)
+    assert record_mod.versions()["git_commit"] == answered["git_commit"]
+    silent = subprocess.CompletedProcess([], 128, stdout="", stderr="not a git repository")
+    monkeypatch.setattr(record_mod.subprocess, "run", lambda *a, **k: silent)
+    assert (record_mod.versions()["git_commit"], record_mod.versions()["git_dirty"]) == ("f" * 40, False)
+    monkeypatch.delenv(record_mod.COMMIT_VARIABLE)
+    assert record_mod.versions()["git_commit"] is None
