@@ -18,7 +18,9 @@ import sys
 from . import saved_models, sweep, targets
 from .config import validate
 from .errors import InputError
-from .record import read_complete, run_id, runs_dir
+from .integrity import read_complete
+from .record import run_id, runs_dir
+from .train import score_from_kept_model
 
 
 def plan(overrides: list[str]) -> list[tuple]:
@@ -55,8 +57,6 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or any(a in ("-h", "--help") for a in argv):
         print(__doc__)
         return 0 if argv else 2
-    from .train import score_from_kept_model     # imports torch and transformers: after the checks' imports
-
     try:
         work = plan(argv)
         scored = sum(len(score_from_kept_model(cfg, record, todo)) for cfg, record, todo in work)

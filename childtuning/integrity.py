@@ -9,30 +9,16 @@ corrupt: the aggregator lists it with the reason and never counts it; a relaunch
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-CHECKSUM = "checksum"
+from . import SCHEMA_VERSION
+from .record import CHECKSUM, REQUIRED, checksum, run_id
+
 CORRUPT_DIR = "corrupt"      # <runs>/corrupt/: files a relaunch moved aside (the aggregator reads runs/*.json only)
 OUTCOME_GROUPS = ("model", "task", "method", "trainer", "impl")
-
-
-def canonical(record: dict) -> bytes:
-    """The bytes the checksum covers: the record less its checksum, keys sorted, compact."""
-    body = {k: v for k, v in record.items() if k != CHECKSUM}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=True).encode()
-
-
-def checksum(record: dict) -> str:
-    return "sha256:" + hashlib.sha256(canonical(record)).hexdigest()
-
-
-def sign(record: dict) -> dict:
-    """The record with its checksum (any old checksum replaced), as it is written."""
-    return {**{k: v for k, v in record.items() if k != CHECKSUM}, CHECKSUM: checksum(record)}
 
 
 def problem(record, path: Path | None = None, required: tuple[str, ...] | None = None,
@@ -40,9 +26,6 @@ def problem(record, path: Path | None = None, required: tuple[str, ...] | None =
     """Why `record` (parsed from `path`) must not be counted, or None if it may. `required`: the
     keys it must have (default: a run record's); `own_id`: check that its run_id is its config's
     (a run record; a probe's id hashes its source encoder, which the record does not hold whole)."""
-    from . import SCHEMA_VERSION
-    from .record import REQUIRED
-
     if not isinstance(record, dict):
         return "not a JSON object"
     missing = [k for k in (required or REQUIRED) if k not in record]
@@ -62,8 +45,6 @@ def problem(record, path: Path | None = None, required: tuple[str, ...] | None =
 def id_problem(record: dict) -> str | None:
     """A record whose run_id is not the id of its own config is foreign or edited. Records whose
     config lacks the outcome groups (hand-made test records) cannot be checked and are not."""
-    from .record import run_id
-
     config = record.get("config")
     if not isinstance(config, dict) or "seed" not in config or \
             not all(isinstance(config.get(g), dict) for g in OUTCOME_GROUPS):
@@ -92,6 +73,11 @@ def read(path: Path, required: tuple[str, ...] | None = None, own_id: bool = Tru
         return None, f"not valid JSON ({e}; truncated or damaged)"
     reason = problem(record, path, required, own_id)
     return (None, reason) if reason else (record, None)
+
+
+def read_complete(path: Path) -> dict | None:
+    """The record at `path` if it exists and can be counted, else None."""
+    return read(path)[0]
 
 
 def set_aside(path: Path, reason: str) -> Path:

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from . import metrics as metrics_lib
 from . import packing, seeding
+from .storage import StorageError, explain
 
 # impl.precision: autocast dtype on GPU (fp32 = no autocast; CPU runs are always fp32)
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -185,8 +186,6 @@ def _rng_state(train_loader) -> dict:
 def _save_checkpoint(path: Path, state, model, optimizer, scheduler, scaler, method, train_loader) -> None:
     """Everything a resumed run needs to continue bit for bit, written atomically. A file system
     that refuses it (full, quota) is a StorageError: no record, the run can be relaunched."""
-    from .storage import StorageError, explain
-
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from . import SCHEMA_VERSION, target_records
+from .probe.records import probes_dir
 from .record import ARTIFACTS, RUNS, TARGETS, outcome, run_id, write_atomic
 
 
@@ -152,8 +153,6 @@ PROBE_STEPS = {2: "none: schema 3 changed only run records with evaluation targe
 
 def migrate_probes(folder: Path, dry_run: bool = False) -> list[str]:
     """Bring every probe record under <folder>/probes to SCHEMA_VERSION (their ids do not change)."""
-    from .probe.records import probes_dir
-
     log = []
     probes = probes_dir(folder.parent, folder.name)
     for path in sorted(probes.glob("*.json")) if probes.is_dir() else []:

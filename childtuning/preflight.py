@@ -24,7 +24,13 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from . import integrity, lease, storage, sweep
+from .config import validate
 from .errors import InputError
+from .models import minilm_path
+from .readers import locate, missing_file_message, source_split
+from .record import leases_dir, run_id, runs_dir
+from .tasks import load_task_config
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
@@ -42,8 +48,6 @@ def fetch_hint(repo: str) -> str:
 def model_problem(model_cfg, allow_download: bool = False) -> str | None:
     """Why the model of `model_cfg` cannot be loaded offline, or None. Hub models must be in the
     local Hugging Face cache (config and weights) unless downloads are allowed."""
-    from .models import minilm_path
-
     if model_cfg.source == "minilm_pip" or (model_cfg.source == "tiny" and model_cfg.get("tokenizer") == "minilm"):
         try:
             minilm_path()
@@ -84,9 +88,6 @@ def check_model(cfg) -> None:
 def data_problems(cfg) -> list[str]:
     """Data files a validated run config reads that do not exist (its task's train and dev, or
     the split they are cut from, and each target's split). Existence only: reading is the run's."""
-    from .config import load_task_config
-    from .readers import locate, missing_file_message, source_split
-
     wanted = [(cfg.task, source_split(cfg.task, s)) for s in ("train", "dev")]
     wanted += [(task, source_split(task, e["split"])) for e in cfg.targets or [] for task in [load_task_config(e["task"])]]
     problems = []
@@ -104,8 +105,6 @@ def data_problems(cfg) -> list[str]:
 # ---------------------------------------------------------------- the grid
 def sweep_jobs(config: DictConfig) -> list[list[str]]:
     """Each job's overrides, as Hydra's basic sweeper splits the sweep of the composed `config`."""
-    from . import sweep
-
     params = OmegaConf.select(config, "hydra.sweeper.params")
     params = OmegaConf.to_container(params, resolve=True) if params is not None else {}
     return sweep.jobs(params, OmegaConf.select(config, "hydra.overrides.task") or [])
@@ -204,10 +203,6 @@ def label(overrides: list[str], varying: set[str]) -> str:
 def check_cells(jobs: list[list[str]], composer) -> Report:
     """Compose, validate and check each job's config. `composer(overrides)` -> (config, seed
     override or None), e.g. a CellComposer."""
-    from . import integrity, lease, storage
-    from .config import validate
-    from .record import leases_dir, run_id, runs_dir
-
     started = time.perf_counter()
     report = Report(cells=len(jobs))
     values = defaultdict(set)

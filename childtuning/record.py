@@ -11,11 +11,16 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from . import REPO_ROOT, __version__, families
+from . import fields
+from .schemas import SCHEMAS, RunConfig, id_part
 
 REQUIRED = ("schema_version", "run_id", "experiment", "model", "task", "method", "seed", "status",
             "metrics", "main_metric", "history", "train_seconds", "config")
 # Config groups whose values change a run's outcome (less the keys each schema marks as not).
 OUTCOME_KEYS = ("model", "task", "method", "trainer", "seed")
+# How a run executes (`impl`) stays out of the run id but for these, which change the numbers:
+# each enters only away from the value the first runs used (see `outcome`).
+IMPL_IN_ID = ("precision", "packing", "packed_layout", "pad_to_multiple_of")
 
 
 def outcome(resolved: dict) -> dict:
@@ -24,8 +29,6 @@ def outcome(resolved: dict) -> dict:
     the data files are, whether to checkpoint) and the `added_later` keys still at their old
     value, plus a precision other than fp32 and the packed layout. Not: paths, logging, device,
     threads, the experiment, the evaluation targets (schema 3; schema 2 ids hashed them)."""
-    from .config import id_part
-
     out = {}
     for key in OUTCOME_KEYS:
         value = resolved[key]
@@ -39,6 +42,43 @@ def outcome(resolved: dict) -> dict:
     if resolved["impl"].get("pad_to_multiple_of", 1) > 1:
         out["pad_to_multiple_of"] = resolved["impl"]["pad_to_multiple_of"]
     return out            # not `targets`: evaluation targets are scored into records of their own
+
+
+def id_contract() -> dict[str, str]:
+    """Every config key a run has, with how it enters the run id: "id" (hashed), "not_outcome"
+    (never), "added_later" (only away from its old value), "impl" (IMPL_IN_ID: by `outcome`'s own
+    rule), or "out" (a group outside OUTCOME_KEYS). Method keys are listed per registered method.
+    tests/test_run_id_contract.py holds this against a committed list, so a new key must be given
+    its status on purpose (the rules: childtuning/schemas.py's docstring)."""
+    from dataclasses import fields as dataclass_fields
+
+    from . import methods      # deferred, as in schemas.id_part: methods import torch
+
+    def walk(schema, prefix: str, group_in_id: bool) -> dict:
+        out = {}
+        for f in dataclass_fields(schema):
+            key = f"{prefix}.{f.name}"
+            inner = fields.nested_schema(schema, f.name)
+            if f.metadata.get("outcome") is False:
+                out[key] = "not_outcome"
+            elif "id_omits" in f.metadata:
+                out[key] = "added_later"
+            elif inner is not None and group_in_id:
+                out.update(walk(inner, key, True))
+            else:
+                out[key] = "id" if group_in_id else "out"
+        return out
+
+    contract = {}
+    for group, schema in SCHEMAS.items():
+        contract.update(walk(schema, group, group in OUTCOME_KEYS))
+    contract.update({f"impl.{k}": "impl" for k in IMPL_IN_ID})
+    for name, cls in sorted(methods.REGISTRY.items()):
+        contract.update(walk(cls.Config, f"method[{name}]", True))
+    for f in dataclass_fields(RunConfig):
+        if f.name not in SCHEMAS and f.name != "method":
+            contract[f.name] = "id" if f.name in OUTCOME_KEYS else "out"
+    return dict(sorted(contract.items()))
 
 
 def uses_packing(resolved: dict) -> bool:
@@ -88,19 +128,28 @@ def checkpoint_path(runs: Path, rid: str) -> Path:
     return Path(runs).parent / CHECKPOINTS / f"{rid}.pt"
 
 
-def read_complete(path: Path) -> dict | None:
-    """The record at `path` if it exists and can be counted (childtuning/integrity.py), else None."""
-    from .integrity import read
+CHECKSUM = "checksum"    # "sha256:<hex>" of the record's canonical JSON without this field (childtuning/integrity.py)
 
-    return read(path)[0]
+
+def canonical(record: dict) -> bytes:
+    """The bytes the checksum covers: the record less its checksum, keys sorted, compact."""
+    body = {k: v for k, v in record.items() if k != CHECKSUM}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=True).encode()
+
+
+def checksum(record: dict) -> str:
+    return "sha256:" + hashlib.sha256(canonical(record)).hexdigest()
+
+
+def sign(record: dict) -> dict:
+    """The record with its checksum (any old checksum replaced), as it is written."""
+    return {**{k: v for k, v in record.items() if k != CHECKSUM}, CHECKSUM: checksum(record)}
 
 
 def write_atomic(path: Path, record: dict) -> dict:
-    """Write `record` with its checksum (integrity.sign) to a temporary file, flush it to disk and
+    """Write `record` with its checksum (`sign`) to a temporary file, flush it to disk and
     rename it over `path`: readers see the old file or the whole new one, never a part. Returns
     the record as written. On failure (e.g. a full disk) the old file is left as it was."""
-    from .integrity import sign
-
     record = sign(record)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")

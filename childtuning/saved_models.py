@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError
-from .record import artifacts_dir, read_complete, runs_dir
+from .integrity import read_complete
+from .record import artifacts_dir, runs_dir
 
 FOLDER = "model"                 # under artifacts/<run_id>/
 FORMAT = "transformers save_pretrained (safetensors) + tokenizer"

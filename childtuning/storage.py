@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from .errors import InputError
+from .record import sign
 
 PROBE_BYTES = 1 << 20     # 1 MiB: more than a record (tens of kB); a quota or a full disk refuses it
 FIX = {errno.ENOSPC: "the file system is full: free space there, or point the runs elsewhere with "
@@ -58,8 +59,6 @@ def unwritten(record: dict, path: Path, e: OSError) -> StorageError:
     """A write of `record` to `path` failed: print the record (so the metrics survive in the job's
     log, signed, ready to be saved by hand) and return the error to raise. The previous file at
     `path`, if any, is untouched."""
-    from .integrity import sign
-
     record = sign(record)
     print(f"RECORD NOT WRITTEN ({path}): {json.dumps(record, allow_nan=True)}", flush=True)
     print(f"metrics: {json.dumps(record.get('metrics'), allow_nan=True)}", file=sys.stderr, flush=True)

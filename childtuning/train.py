@@ -28,11 +28,12 @@ from omegaconf import DictConfig, OmegaConf
 from . import (SCHEMA_VERSION, comparisons, data, integrity, lease, methods, packing, preflight, saved_models,
                seeding, signals, storage, targets)
 from .config import validate
+from .integrity import read_complete
 from .errors import InputError
 from .logger import Logger
 from .loop import Interrupted, autocast_for, predict, train
 from .models import build_model, build_tokenizer
-from .record import (RUNS, TARGETS, artifacts_dir, checkpoint_path, leases_dir, prediction_fields, read_complete, run_id,
+from .record import (RUNS, TARGETS, artifacts_dir, checkpoint_path, leases_dir, prediction_fields, run_id,
                      runs_dir, uses_packing, versions, write_atomic)
 
 

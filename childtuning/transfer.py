@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .errors import InputError
+from .readers import declared_splits, source_split
+from .tasks import load_task_config
 
 BY_NAME = "by_name"
 DEFAULT = "default"
@@ -106,8 +108,6 @@ def resolve(source, target, choice: str | Mapping | None = None) -> LabelMapping
 def _training_data(task) -> set[tuple]:
     """Where `task`'s training examples come from: its local file and hub split (for a resplit
     task, the split it cuts train from)."""
-    from .readers import source_split
-
     return _data_of(task, source_split(task, "train"))
 
 
@@ -125,9 +125,6 @@ def check_target(source, target: str, split: str = "dev", choice: str | Mapping 
     """(target task config, its LabelMapping) for evaluating a model trained on task config
     `source` on split `split` of task `target` (conf/task/<target>.yaml); every error is an
     InputError raised before any data or model is read."""
-    from .config import load_task_config
-    from .readers import declared_splits
-
     try:
         target_cfg = load_task_config(target, config_dir)
     except InputError as e:

@@ -293,7 +293,7 @@ def test_mask_only_runs_feed_the_overlap_table(tmp_path, synthetic_glue):
     from omegaconf import open_dict
 
     from childtuning.aggregate import aggregate
-    from childtuning.report.grid import composer
+    from childtuning.sweep import composer
 
     path = tmp_path / "ovt.yaml"
     path.write_text(OVERLAP_EXPERIMENT)

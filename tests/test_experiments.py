@@ -10,7 +10,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from childtuning.report import available_experiments, load_spec
-from childtuning.report.grid import axis_value, config_path
+from childtuning.sweep import axis_value, config_path
 
 from conftest import REPO  # noqa: E402
 FULL, SAMPLE = 24, 12    # a larger sweep is checked on an even sample of its jobs (a compose takes ~0.1 s)

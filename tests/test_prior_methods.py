@@ -496,7 +496,7 @@ def test_no_combination_has_a_file_and_every_pair_composes_by_the_rule():
     stored = {name[:-5] for name in ConfigStore.instance().list("method")}
     assert set(COMBINATIONS) <= stored and "mixout+child_tuning_d" in stored and "vanilla+mixout" not in stored
     # the rule's node for a pair: each part's files under parts.<name>, nothing else
-    from childtuning.methods.composite import combination_node
+    from childtuning.sweep import combination_node
     node = combination_node(("child_tuning_d", "mixout"))
     assert node["name"] == "child_tuning_d+mixout" and node["defaults"][0] == "child_tuning_d@parts.child_tuning_d"
 

@@ -13,7 +13,7 @@ from childtuning.aggregate import aggregate
 from childtuning.config import validate
 from childtuning.errors import InputError
 from childtuning.report import available_experiments
-from childtuning.report.grid import composer
+from childtuning.sweep import composer
 
 SEARCH = """\
 # @package _global_

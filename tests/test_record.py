@@ -11,8 +11,8 @@ import childtuning.train as train_mod
 from childtuning import SCHEMA_VERSION
 from childtuning.config import validate
 from childtuning.data import Split
-from childtuning.integrity import sign
-from childtuning.record import REQUIRED, read_complete, run_id, write_atomic
+from childtuning.integrity import read_complete
+from childtuning.record import REQUIRED, run_id, sign, write_atomic
 from conftest import compose_cfg
 
 

@@ -15,6 +15,7 @@ import pytest
 import childtuning.loop as loop_mod
 import childtuning.train as train_mod
 from childtuning import integrity, lease, signals, storage
+from childtuning import record as record_mod
 from childtuning.aggregate import aggregate
 from conftest import REPO, compose_cfg, write_synthetic_glue
 
@@ -298,7 +299,7 @@ def one_record(tmp_path, synthetic_glue):
 def test_each_kind_of_corrupt_record_is_named(one_record):
     _, record, path = one_record
     text = path.read_text()
-    assert integrity.read(path) == (record, None) and record["checksum"] == integrity.checksum(record)
+    assert integrity.read(path) == (record, None) and record["checksum"] == record_mod.checksum(record)
     legacy = {k: v for k, v in record.items() if k != "checksum"}          # written before checksums
     assert integrity.problem(legacy, path) is None
     edited = {**record, "metrics": {"accuracy": 99.0}}
@@ -309,7 +310,7 @@ def test_each_kind_of_corrupt_record_is_named(one_record):
         json.dumps({k: v for k, v in record.items() if k != "history"}): "incomplete record, missing history",
         json.dumps({**record, "schema_version": 1}): "schema_version 1",
         json.dumps(edited): "checksum mismatch",
-        json.dumps(integrity.sign(seed)): "is not the id of its config",
+        json.dumps(record_mod.sign(seed)): "is not the id of its config",
     }
     for body, reason in cases.items():
         path.write_text(body)
@@ -327,7 +328,7 @@ def test_the_aggregator_lists_corrupt_records_and_counts_none(one_record):
     for seed in (2, 3):                       # sound records of two more seeds, one of them to be damaged
         other = {**good, "seed": seed, "config": {**good["config"], "seed": seed}}
         other["run_id"] = train_mod.run_id(other["config"])
-        integrity_ok = integrity.sign(other)
+        integrity_ok = record_mod.sign(other)
         (runs / f"{other['run_id']}.json").write_text(json.dumps(integrity_ok))
     damaged = sorted(runs.glob("*.s3.*.json"))[0]
     damaged.write_text(damaged.read_text().replace('"seed": 3', '"seed": 4', 1))

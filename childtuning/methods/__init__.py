@@ -9,9 +9,6 @@ from .base import REGISTRY, EligibleRule, Method, MethodConfig, TaskInfo, regist
 for _module in pkgutil.iter_modules(__path__):
     if _module.name != "base":
         importlib.import_module(f"{__name__}.{_module.name}")
-from . import composite  # noqa: E402 (imported by the loop above)
-
-composite.register_configs()      # method=<a>+<b> for every pair, by one rule (no file per pair)
 
 
 def build(cfg, seed: int, task: TaskInfo, cache_dir: str | None = None) -> Method:

@@ -15,7 +15,10 @@ from ..errors import InputError
 
 class Registry(dict):
     """Method classes by name. A name of registered names joined by "+" (`child_tuning_d+mixout`)
-    is their composition (methods/composite.py), built by rule on first use; it is not listed."""
+    is their composition (methods/composite.py), built by rule on first use; it is not listed.
+    `combine` (parts -> class) is set by methods/composite.py, which builds on this module."""
+
+    combine = None
 
     @staticmethod
     def parts_of(name) -> tuple[str, ...] | None:
@@ -34,8 +37,7 @@ class Registry(dict):
     def __missing__(self, name):
         if name not in self or self.parts_of(name) is None:
             raise KeyError(name)
-        from .composite import composite_class   # imported here: composite builds on this module
-        return composite_class(self.parts_of(name))
+        return self.combine(self.parts_of(name))
 
 
 REGISTRY: dict[str, type["Method"]] = Registry()

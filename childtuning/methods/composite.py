@@ -14,9 +14,9 @@ The rule:
 3. Everything else is kept per part: stats, state (for resuming) and artifacts under each part's
    name; each part draws from its own named random streams.
 
-Config: no file per combination. `register_configs` gives Hydra's config store one entry
-`method/<a>+<b>` for every ordered pair of registered methods (vanilla aside), built by the same
-rule: each part's own config under `parts.<name>` (its conf/method file plus its per-task and
+Config: no file per combination. childtuning/sweep.py gives Hydra's config store one entry
+`method/<a>+<b>` for every ordered pair of methods with a conf/method file (vanilla aside), built
+by the same rule: each part's own config under `parts.<name>` (its conf/method file plus its per-task and
 per-model files), so the run id hashes both parts' settings and an override addresses one part:
 `method.parts.child_tuning_d.keep_ratio=0.2`. A pair whose parts clash is refused at validation.
 One key sits beside `parts`: `method.warmup_ratio`, `parts` by default (each part keeps its own);
@@ -59,6 +59,9 @@ def composite_class(parts: tuple[str, ...]) -> type[Composite]:
     return _CLASSES[parts]
 
 
+REGISTRY.combine = composite_class     # the registry builds "a+b" names with this
+
+
 class Composite(Method):
     """The parts of `part_names`, called at each hook by the module's rule."""
     Config = CompositeConfig
@@ -70,8 +73,8 @@ class Composite(Method):
         given = set(cfg.parts or {})
         if given != set(cls.part_names):
             raise InputError(f"method={cls.name}: method.parts has {sorted(given)}, expected one entry per part "
-                             f"{list(cls.part_names)} (each part's config under method.parts.<name>, as in "
-                             f"conf/method/{cls.name}.yaml)")
+                             f"{list(cls.part_names)} (each part's config under method.parts.<name>, as "
+                             "childtuning/sweep.py composes it)")
         typed = {}
         for name in cls.part_names:
             try:
@@ -188,26 +191,3 @@ _WHY = {"configure_optimizer": "each builds its own optimizer; a run has one",
         "before_optimizer_step": "each edits the gradients in place, and the result would depend on the order",
         "after_optimizer_step": "each corrects the optimizer's update, assuming it is the only correction"}
 
-
-def combination_node(parts: tuple[str, ...]) -> dict:
-    """The config of combination `parts`: each part's conf/method file, per-task and per-model
-    files under parts.<name> (Hydra defaults list; ${task} and ${model} resolve there because
-    `method` is listed before them in conf/config.yaml)."""
-    defaults = []
-    for part in parts:
-        defaults += [f"{part}@parts.{part}", {f"optional /method_task@parts.{part}": f"{part}_${{task}}"},
-                     {f"optional /method_model@parts.{part}": f"{part}_${{model}}"}]
-    return {"defaults": defaults + ["_self_"], "name": "+".join(parts)}
-
-
-def register_configs() -> None:
-    """Put every two-part combination of the registered methods in Hydra's config store (group
-    `method`), so `method=child_tuning_d+mixout` composes with no file of its own."""
-    from hydra.core.config_store import ConfigStore
-
-    store = ConfigStore.instance()
-    singles = sorted(n for n in REGISTRY if n != "vanilla")
-    for a in singles:
-        for b in singles:
-            if a != b:
-                store.store(group="method", name=f"{a}+{b}", node=combination_node((a, b)))

@@ -9,7 +9,8 @@ from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .. import REPO_ROOT
-from ..config import check, not_outcome
+from ..errors import check
+from ..fields import not_outcome
 from ..errors import InputError
 from ..fields import added_later, id_part
 from .features import REPRESENTATIONS

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from .. import SCHEMA_VERSION, integrity
 from ..record import prediction_fields, versions
+from ..schemas import id_part
+from . import config
 
 KIND = "probe"
 PRETRAINED = "pretrained"     # the method name of the reference: the un-fine-tuned pretrained encoder
@@ -27,9 +29,6 @@ def outcome(source, target_task: dict, head_seed: int, settings, precision: str)
     """What decides a probe's result: the encoder (its source run's id, or the pretrained model's
     config), the target task's outcome keys, the head seed and the head's training settings
     (childtuning/probe/config.py outcome), plus a precision other than fp32."""
-    from ..config import id_part
-    from . import config
-
     out = {"source": source.outcome(), "target": id_part("task", target_task), "head_seed": int(head_seed),
            "probe": config.outcome(settings)}
     if precision != "fp32":
@@ -54,11 +53,9 @@ def build(pid: str, experiment: str, source, target, head_seed: int, settings, r
           features: dict, device, precision: str, started: str) -> dict:
     """The probe record. `result`: the trained head (head.HeadResult), or None when the probe failed
     with `error`; `features`: per split, how its features were obtained (seconds, cached)."""
-    import torch
+    import torch              # deferred, as data below: torch is slow to import and the aggregator reads this module
 
-    from .. import data
-    from ..config import id_part
-    from . import config
+    from .. import data      # deferred with torch above
 
     history = result.history if result else []
     final = history[-1] if history and "metrics" in history[-1] else None

@@ -20,7 +20,9 @@ import torch
 from omegaconf import OmegaConf
 
 from .. import data, integrity, methods, saved_models, seeding, sweep
-from ..config import ImplConfig, PathsConfig, check_impl, load_task_config
+from ..config import check_impl
+from ..schemas import ImplConfig, PathsConfig
+from ..tasks import load_task_config
 from ..errors import InputError
 from ..loop import autocast_for
 from ..models import build_model, build_tokenizer
@@ -185,8 +187,7 @@ def run(argv: list[str]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if any(a in ("-h", "--help") for a in argv):
-        from . import __doc__ as doc
-        print(doc)
+        print(sys.modules[__package__].__doc__)      # the package's docstring is the command's help
         return 0
     try:
         counts = run(argv)

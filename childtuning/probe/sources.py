@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from omegaconf import OmegaConf
 
 from .. import saved_models, sweep
-from ..config import id_part, validate
+from ..config import validate
+from ..schemas import id_part
 from ..errors import InputError
-from ..record import read_complete, run_id, runs_dir
+from ..integrity import read_complete
+from ..record import run_id, runs_dir
 from .records import PRETRAINED
 
 

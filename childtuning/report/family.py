@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .inference import holm
+from .inference import describe, holm
 
 
 @dataclass
@@ -88,8 +88,6 @@ def check_records(spec, records: pd.DataFrame) -> Provenance:
 def legend(s, extra: str = "") -> list[str]:
     """The legend of a table's comparisons, as paragraphs: what Δ, the interval and p are (then
     `extra`, the kind's own words), the family, how to read a "no difference", any amendment."""
-    from .inference import describe
-
     decl, family, provenance = s.spec.comparisons, s.family, s.provenance
     words = describe(decl)
     out = [f"{words['delta']}. {words['interval']}. {words['test']}." + (f" {extra}" if extra else "")

@@ -9,6 +9,7 @@ from .latex import render_latex
 from .markdown import render_markdown
 from .emp import plot_emp
 from .plots import plot_cells
+from .combinations import combination_gains
 from .registry import TableKind, register
 from .stats import cell_table, duplicate_seeds, missing_runs, outside_grid
 from .summary import Summary
@@ -26,8 +27,6 @@ class GlueTable(TableKind):
                              f"trainer.lr), and table.columns must be task (got rows: {rows}, columns: {spec.columns})")
 
     def summarize(self, spec, records, skipped: list[str]) -> Summary:
-        from .combinations import combination_gains
-
         s = Summary(spec=spec, records=records, cells=cell_table(records, spec),
                     missing=missing_runs(records, spec), outside=outside_grid(records, spec),
                     duplicates=duplicate_seeds(records, spec), skipped=skipped)

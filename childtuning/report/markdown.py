@@ -14,7 +14,7 @@ from .stats import cell_groups, near_constant_counts
 from .summary import Summary
 from .text import NA, UNKNOWN, cell_text, md_table, near_constant_legend, near_constant_text, num, paper_text, signed, \
     test_cells, test_header
-from .tuning import protocol_lines
+from .protocol_section import protocol_lines
 
 
 def render_markdown(s: Summary) -> str:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +37,8 @@ from ..errors import InputError
 from ..layers import layer_of
 from ..record import ARTIFACTS
 from .markdown import natural
-from .overlap_render import (
+from .overlap_render import (  # noqa: F401 (OverlapSummary: the summary this kind makes)
+    OverlapSummary,
     ALL,
     COUNTS_FILE,
     plot_heatmaps,
@@ -49,30 +49,6 @@ from .registry import TableKind, register
 from .stats import missing_runs, outside_grid
 
 SAME = ("model", "keep_ratio", "train_size", "selection", "prune", "eligible")
-
-
-@dataclass
-class OverlapSummary:
-    spec: object
-    records: pd.DataFrame
-    runs: pd.DataFrame             # one row per compared run: run_id, task, seed, keep ratio, sizes
-    pairs: pd.DataFrame            # one row per ordered pair of runs and layer: intersection, sizes
-    cells: pd.DataFrame            # table.csv: task_a x task_b x layer statistics
-    layers: list[str]
-    missing: list[tuple]
-    outside: list[str]
-    skipped: list[str]
-    notes: list[str]
-
-    @property
-    def n_expected(self) -> int:
-        return math.prod(len(self.spec.expected[a]) for a in self.spec.key + ["seed"])
-
-    @property
-    def tasks(self) -> list[str]:
-        found = list(dict.fromkeys(self.runs["task"]))
-        declared = self.spec.expected["task"]
-        return [t for t in declared if t in found] + [t for t in found if t not in declared]
 
 
 def by_layer(names, shapes, bits) -> tuple[dict[str, np.ndarray], dict[str, int]]:

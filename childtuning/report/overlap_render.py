@@ -4,19 +4,42 @@ from __future__ import annotations
 import itertools
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from .latex import tex
 from .markdown import compute_lines, missing_lines
 from .text import md_table, num
 
-if TYPE_CHECKING:
-    from .overlap import OverlapSummary
-
 COUNTS_FILE = "mask_overlap_counts.json"   # the pairwise counts, beside the records
 ALL = "all"                                # the whole child network, beside each layer
+
+
+@dataclass
+class OverlapSummary:
+    spec: object
+    records: pd.DataFrame
+    runs: pd.DataFrame             # one row per compared run: run_id, task, seed, keep ratio, sizes
+    pairs: pd.DataFrame            # one row per ordered pair of runs and layer: intersection, sizes
+    cells: pd.DataFrame            # table.csv: task_a x task_b x layer statistics
+    layers: list[str]
+    missing: list[tuple]
+    outside: list[str]
+    skipped: list[str]
+    notes: list[str]
+
+    @property
+    def n_expected(self) -> int:
+        return math.prod(len(self.spec.expected[a]) for a in self.spec.key + ["seed"])
+
+    @property
+    def tasks(self) -> list[str]:
+        found = list(dict.fromkeys(self.runs["task"]))
+        declared = self.spec.expected["task"]
+        return [t for t in declared if t in found] + [t for t in found if t not in declared]
+
 
 
 def matrix(s: OverlapSummary, stat: str, layer: str = ALL) -> pd.DataFrame:
@@ -83,8 +106,6 @@ def render_markdown(s: OverlapSummary) -> str:
 
 
 def render_latex(s: OverlapSummary) -> str:
-    from .latex import tex
-
     ov = matrix(s, "overlap")
     lines = [f"% {tex(s.spec.experiment)}: child-network overlap |A cap B| / |A| in %, mean over pairs of runs "
              "(diagonal: same task, other seeds). Needs \\usepackage{booktabs}.",

@@ -9,7 +9,7 @@ import pandas as pd
 
 from .. import comparisons, integrity, target_records
 from ..record import runs_dir
-from .grid import axis_value
+from ..sweep import axis_value
 from .text import UNKNOWN
 
 RECORD_COLUMNS = ["run_id", "file", "model", "task", "method", "seed", "status", "reason", "metric", "value",

@@ -6,13 +6,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import yaml
 from omegaconf import OmegaConf
 
 from .. import comparisons
+from ..tuning import check_protocol, check_stand_in, read_protocol
 from ..errors import InputError
 from ..metrics import METRICS
 from . import registry
-from .grid import EXPERIMENTS_DIR, axis_value, composer, sweep_grid
+from ..sweep import (EXPERIMENTS_DIR, available_experiments, axis_value, composer, find_experiment_file,  # noqa: F401
+                     sweep_grid, unknown_experiment)
 
 DEFAULT_KIND = "glue"
 
@@ -75,8 +78,6 @@ def check_metric_and_statistic(spec: TableSpec, where: str) -> None:
 
 def own_comparisons(path: Path) -> dict:
     """The `table.comparisons` block written in file `path` itself (not composed: no defaults list)."""
-    import yaml
-
     text = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     block = (text.get("table") or {}).get("comparisons") if isinstance(text, dict) else None
     return block if isinstance(block, dict) else {}
@@ -118,8 +119,6 @@ def protocol_of(block, where: str) -> dict | None:
     with its own stand-ins (`stand_in`) if it declares any."""
     if block is None:
         return None
-    from ..protocol import check_protocol, check_stand_in, read_protocol
-
     proto = check_protocol(where, OmegaConf.to_container(block, resolve=True))
     if "selection_from" in proto:
         source = proto["selection_from"]
@@ -133,25 +132,6 @@ def protocol_of(block, where: str) -> dict | None:
             check_stand_in(where, own, proto["per"])
             proto["stand_in"] = own
     return proto
-
-
-def available_experiments() -> list[str]:
-    return sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml"))
-
-
-def find_experiment_file(experiment: str, path: str | Path | None = None) -> Path | None:
-    """`path` (which must exist), else experiments/<experiment>.yaml if there is one, else None."""
-    if path is not None:
-        if not Path(path).is_file():
-            raise InputError(f"experiment file {path} does not exist")
-        return Path(path)
-    default = EXPERIMENTS_DIR / f"{experiment}.yaml"
-    return default if default.is_file() else None
-
-
-def unknown_experiment(experiment: str, why: str = "") -> InputError:
-    return InputError(f"unknown experiment {experiment!r}: there is no {EXPERIMENTS_DIR / f'{experiment}.yaml'}"
-                      f"{why}. Available experiments: {', '.join(available_experiments()) or '(none)'}")
 
 
 def load_spec(experiment: str, path: str | Path | None = None) -> TableSpec:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
-from .grid import CONF_DIR
+from ..sweep import CONF_DIR
 from .inference import EMPTY, compare
 from .records import score
 

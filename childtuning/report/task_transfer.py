@@ -26,11 +26,12 @@ from omegaconf import OmegaConf
 
 from ..errors import InputError
 from ..probe.records import PRETRAINED
-from .grid import CONF_DIR, composer
+from ..sweep import CONF_DIR, composer
 from .probes import load_probes
 from .inference import EMPTY, compare
 from .registry import TableKind, register
 from .stats import COMPARISON, compare_averages, finite, near_constant_counts, status_counts
+from .transfer_render import plot_targets, render_latex, render_markdown
 
 CSV_COLUMNS = ["model", "method", "target", "metric", "mean", "std", "spread", "n_sources", "n_sources_scored",
                "n_probes", "n_scored", "n_ok", "n_failed", "failed_by_status", "n_near_constant",
@@ -261,12 +262,8 @@ class TaskTransferTable(TableKind):
         return [(summary.cells, tested.to_numpy()), (summary.averages, None)]
 
     def render(self, summary: TransferSummary) -> dict[str, str]:
-        from .transfer_render import render_latex, render_markdown
-
         csv = summary.cells.to_csv(index=False, float_format="%.10g", na_rep="", lineterminator="\n")
         return {"table.csv": csv, "table.md": render_markdown(summary), "table.tex": render_latex(summary)}
 
     def plot(self, summary: TransferSummary, folder: Path) -> list[Path]:
-        from .transfer_render import plot_targets
-
         return plot_targets(summary, folder)

@@ -1,6 +1,8 @@
 """table.md's account of a tuning protocol: which values were chosen, by which rule, on which seeds."""
 from __future__ import annotations
 
+from ..tuning import RULE_TEXT
+from .spec import load_spec
 from .text import md_table
 
 
@@ -10,9 +12,6 @@ def protocol_lines(s) -> list[str]:
     spec = s.spec
     if not spec.protocol:
         return []
-    from ..protocol import RULE_TEXT
-    from .spec import load_spec
-
     proto = spec.protocol
     owner = proto.get("selection_from", spec.experiment)
     search_seeds = load_spec(proto["search"]).expected["seed"]

@@ -1,0 +1,35 @@
+"""The package's import layers (pyproject.toml [tool.importlinter], docs/architecture.md): no
+module imports a layer above its own, and no subpackage has an import cycle."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+
+@pytest.mark.skipif(shutil.which("lint-imports", path=str(REPO / ".venv" / "bin")) is None
+                    and shutil.which("lint-imports") is None,
+                    reason="import-linter is not installed (pip install -e '.[dev]')")
+def test_the_import_contracts_are_kept():
+    tool = shutil.which("lint-imports", path=str(REPO / ".venv" / "bin")) or shutil.which("lint-imports")
+    done = subprocess.run([tool, "--no-cache"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "0 broken" in done.stdout
+
+
+def test_an_import_inside_a_function_says_why():
+    """Imports inside functions defer a slow library; a project module imported that way hides a
+    cycle, unless its line says what it defers (a comment)."""
+    offenders = []
+    for path in sorted((REPO / "childtuning").rglob("*.py")):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            stripped = line.strip()
+            if line.startswith((" ", "\t")) and stripped.startswith(("from .", "import childtuning", "from childtuning")) \
+                    and "#" not in stripped and "TYPE_CHECKING" not in stripped:
+                offenders.append(f"{path.relative_to(REPO)}:{number}: {stripped}")
+    assert not offenders, "move these imports to the top of their module (or say what they defer):\n" + \
+        "\n".join(offenders)
