@@ -168,6 +168,7 @@ class PreflightConfig:
     """A sweep's launch-time check of every cell (childtuning/preflight.py); values: conf/config.yaml."""
     enabled: bool = True
     allow_model_download: bool = False
+    dry_run: bool = False       # print each cell's fate and estimated cost, run nothing (childtuning/plan.py)
 
 
 @dataclass

@@ -6,8 +6,9 @@
 A run is a pipeline of named steps, each usable on its own (the benchmarks call them):
 validate -> load_data -> tokenize_splits -> build_loaders -> init_model -> build_method ->
 loop.train -> build_record -> write. Around it (issue 17): a complete record is skipped; the
-results folder is probed (storage.py) and the model looked up offline (preflight.py) before any
-work; the run claims its id (lease.py) so concurrent sweeps run it once; while it works,
+results folder is probed (storage.py), the model looked up offline and the data found (preflight.py)
+before any work (from the command line, preflight.py's Hydra callback has checked the same before
+Hydra made its folder); the run claims its id (lease.py) so concurrent sweeps run it once; while it works,
 preemption signals (signals.py) stop it at a step boundary with a checkpoint; a corrupt record is
 set aside and rerun (integrity.py).
 """
@@ -193,6 +194,7 @@ def run(cfg: DictConfig) -> dict | None:
         return existing
     storage.probe(out)                            # a full or read-only results folder fails here, before any work
     preflight.check_model(cfg)                    # a hub model missing from the cache, before the data is read
+    preflight.check_data(cfg)                     # no local file and no readable hub copy: refused before any work
     claim = lease.Lease(leases_dir(out), rid, cfg.lease.timeout_s, cfg.lease.heartbeat_s) \
         if cfg.lease.enabled else None
     owner = claim.acquire() if claim else None
@@ -295,6 +297,21 @@ def in_sweep() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+def remove_run_folder() -> None:
+    """Remove the folder Hydra made for this single run (its config copy), and the experiment's
+    hydra/ folder if that leaves it empty: a refused run leaves nothing under paths.results."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    folder = Path(HydraConfig.get().runtime.output_dir)
+    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        folder.parent.rmdir()    # only when empty
+    except OSError:
+        pass
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     try:
@@ -306,6 +323,7 @@ def main(cfg: DictConfig) -> float | None:
         print(f"error: {e}", file=sys.stderr)
         if in_sweep():           # a job of a sweep: Hydra marks it failed and the sweep goes on
             raise
+        remove_run_folder()
         sys.exit(2)
     return record["main_metric"]["value"] if record else None
 
