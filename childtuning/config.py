@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from . import fields, methods, protocol  # noqa: F401 (protocol: registers the ${selected:...} resolver)
+from . import fields, hints, methods, protocol  # noqa: F401 (protocol: registers the ${selected:...} resolver)
 from .errors import InputError
 from .fields import added_later, not_outcome  # noqa: F401 (the probe's schema imports not_outcome from here)
 from .metrics import METRICS
@@ -237,16 +237,25 @@ def _merge(raw: dict) -> DictConfig:
     try:
         merged = OmegaConf.merge(schema, raw)
     except OmegaConfBaseException as e:
-        raise _merge_error(e) from None
+        task = (raw.get("task") or {}).get("name")
+        raise _merge_error(e, known=hints.flat_keys(OmegaConf.to_container(schema)),
+                           source={"task": f"conf/task/{task}.yaml" if task else None}) from None
     missing = sorted(OmegaConf.missing_keys(merged))
     check(not missing, f"config value(s) missing: {', '.join(missing)}. Each needs a value, from its group's file "
                        "under conf/ or an override such as method.keep_ratio=0.3")
     return merged
 
 
-def _merge_error(e: OmegaConfBaseException, where: str = "") -> InputError:
-    key = getattr(e, "full_key", None) or ""
-    return InputError(f"config error at `{where}{key}`: {e.msg if hasattr(e, 'msg') else e}. "
+def _merge_error(e: OmegaConfBaseException, where: str = "", known: list[str] = (), source: dict | None = None) -> InputError:
+    """The message of a config that does not fit its schema. `where`: the prefix of the keys in `e`;
+    `known`: the schema's keys (for an unknown key: where it moved, or the close ones); `source`:
+    group -> the file its values came from."""
+    key = f"{where}{getattr(e, 'full_key', None) or ''}"
+    text = str(e.msg if hasattr(e, "msg") else e).split("\n")[0]
+    group = key.split(".")[0]
+    origin = f" (set in {source[group]} or by a {group}.* override)" if source and source.get(group) else ""
+    hint = hints.suggestion(key, list(known)) if isinstance(e, ConfigKeyError) else ""
+    return InputError(f"config error at `{key}`{origin}: {text}{hint}{' ' if hint.endswith('?') else '. '}"
                       "Check the key's spelling and type against conf/ (unknown keys are errors).")
 
 
@@ -312,7 +321,8 @@ def load_task_config(name: str, config_dir=None) -> DictConfig:
     try:
         task = OmegaConf.merge(OmegaConf.structured(TaskConfig), OmegaConf.load(path))
     except OmegaConfBaseException as e:
-        raise _merge_error(e, "task.") from None
+        known = hints.flat_keys(OmegaConf.to_container(OmegaConf.structured(TaskConfig)), "task.")
+        raise _merge_error(e, "task.", known, {"task": str(path)}) from None
     missing = sorted(OmegaConf.missing_keys(task))
     check(not missing, f"{path}: value(s) missing: {', '.join(missing)}")
     check_task(task)

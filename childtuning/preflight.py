@@ -372,6 +372,20 @@ def launcher_problem(config: DictConfig) -> str | None:
             "or LAUNCHER=parallel)")
 
 
+def experiment_problem(config: DictConfig) -> str | None:
+    """exp=<name> with no experiment file: Hydra skips a missing optional config without a word, so
+    the launch would run the defaults (a full run of the default model and task) under no experiment."""
+    from . import hints
+
+    choice = OmegaConf.select(config, "hydra.runtime.choices.exp")
+    sources = [s for s in OmegaConf.select(config, "hydra.runtime.config_sources") or [] if s.schema == "file"]
+    if not choice or not sources or any((Path(s.path) / "exp" / f"{choice}.yaml").is_file() for s in sources):
+        return None
+    conf = next((s.path for s in sources if s.provider == "main"), sources[0].path)
+    return (f"{hints.missing_option('exp', choice, Path(conf))}. Hydra skips a missing optional config file, so "
+            "this would run the default model and task instead of an experiment")
+
+
 # ---------------------------------------------------------------- the Hydra callback
 def run_config(config: DictConfig) -> DictConfig:
     """The run's own config, without Hydra's node (what a job receives)."""
@@ -387,6 +401,10 @@ class SweepPreflight(Callback):
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         if not OmegaConf.select(config, "preflight.enabled", default=True):
             return
+        problem = experiment_problem(config)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr, flush=True)
+            sys.exit(2)
         cfg = run_config(config)
         report = check_cells([list(OmegaConf.select(config, "hydra.overrides.task") or [])], lambda _: (cfg, None))
         if report.bad:
@@ -400,7 +418,7 @@ class SweepPreflight(Callback):
         if not OmegaConf.select(config, "preflight.enabled", default=True):
             print("pre-flight: skipped (preflight.enabled=false)", flush=True)
             return
-        problem = launcher_problem(config)
+        problem = experiment_problem(config) or launcher_problem(config)
         if problem:
             print(f"error: the sweep is refused before any run starts: {problem}", file=sys.stderr, flush=True)
             sys.exit(2)

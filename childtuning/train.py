@@ -328,5 +328,29 @@ def main(cfg: DictConfig) -> float | None:
     return record["main_metric"]["value"] if record else None
 
 
+def cli() -> None:
+    """`python -m childtuning.train`: main(), with Hydra's own refusals of the command line (an
+    unknown key, a missing config file) explained with the likely fix and exiting 2, as the
+    harness's own errors do. HYDRA_FULL_ERROR=1 set by the user keeps Hydra's traces."""
+    from hydra.errors import HydraException
+
+    from . import hydra_errors
+
+    if os.environ.get("HYDRA_FULL_ERROR"):
+        main()
+        return
+    os.environ["HYDRA_FULL_ERROR"] = "1"          # Hydra raises its errors here instead of printing them and exiting 1
+    try:
+        main()
+    except HydraException as e:
+        print(f"error: {hydra_errors.explain(e, sys.argv[1:])}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    except Exception:  # noqa: BLE001 - anything else: its trace, and exit 1 as Hydra would
+        traceback.print_exc()
+        sys.exit(1)
+    finally:
+        os.environ.pop("HYDRA_FULL_ERROR", None)
+
+
 if __name__ == "__main__":
-    main()
+    cli()

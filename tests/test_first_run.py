@@ -105,6 +105,45 @@ def test_a_refused_single_run_leaves_no_hydra_folder(tmp_path):
     assert not (tmp_path / "results" / "smoke" / "hydra").exists()
 
 
+# ---------------------------------------------------------------- messages through Hydra (item 5)
+def test_a_mistyped_key_names_the_key_meant(tmp_path):
+    out = launch("exp=smoke", "trainer.lrr=1e-5", f"paths.results={tmp_path}")
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith("error: trainer.lrr=1e-5: no setting trainer.lrr in the config; did you mean trainer.lr?")
+    assert "+trainer.lrr=... does not help" in out.stderr and "To append to your config" not in out.stderr
+    assert not (tmp_path / "smoke").exists()
+
+
+def test_a_sweep_key_that_some_cells_lack_names_them(tmp_path):
+    out = launch("-m", "exp=smoke", "method=vanilla,child_tuning_d", "method.keep_ratio=0", f"paths.results={tmp_path}")
+    assert out.returncode == 2, out.stderr
+    assert ("error: method.keep_ratio=0: method.keep_ratio is not a setting of 2 of 4 cell(s) of this sweep: "
+            "method=vanilla seed=1, method=vanilla seed=2") in out.stderr
+    out = launch("-m", "exp=smoke", "method=child_tuning_d,child_tuning_f", "method.keep_ratio=0", f"paths.results={tmp_path}")
+    assert out.returncode == 2 and "every cell of this sweep has method.keep_ratio" in out.stderr
+    assert "'method.keep_ratio=choice(0)'" in out.stderr
+
+
+def test_an_old_schema_key_in_a_task_file_says_where_it_lives_now(tmp_path):
+    conf = tmp_path / "conf"
+    shutil.copytree(REPO / "conf", conf, symlinks=False)
+    with open(conf / "task" / "rte.yaml", "a") as f:
+        f.write("keep_ratio: {child_tuning_d: 0.3}\n")           # schema 1's per-task table
+    out = launch("--config-path", str(conf), "exp=smoke", f"paths.results={tmp_path}/results")
+    assert out.returncode == 2, out.stderr
+    assert f"config error at `task.keep_ratio` (set in conf/task/rte.yaml" in out.stderr
+    assert "conf/method_task/<method>_<task>.yaml" in out.stderr
+
+
+def test_a_missing_experiment_or_config_file_is_refused_with_the_name_meant(tmp_path):
+    out = launch("exp=smok", f"paths.results={tmp_path}")        # Hydra alone would run the defaults
+    assert out.returncode == 2 and "exp=smok: there is no conf/exp/smok.yaml; did you mean exp=smoke?" in out.stderr
+    out = launch("exp=smoke", "method=vanila", f"paths.results={tmp_path}")
+    assert out.returncode == 2 and "method=vanila: there is no conf/method/vanila.yaml; did you mean method=vanilla?" \
+        in out.stderr
+    assert not list(tmp_path.iterdir())
+
+
 # ---------------------------------------------------------------- the SLURM launcher without SLURM (item 6)
 def test_the_slurm_launcher_without_slurm_is_refused_before_submitting(tmp_path, synthetic_glue):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
