@@ -153,6 +153,7 @@ class LoggerConfig:
     project: str = "childtuning"
     entity: Optional[str] = None
     mode: str = "offline"
+    dir: Optional[str] = None    # where wandb writes its wandb/ folder (conf/logger/wandb.yaml: the experiment's results folder)
 
 
 @dataclass
