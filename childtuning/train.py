@@ -35,6 +35,7 @@ from .loop import Interrupted, autocast_for, predict, train
 from .models import build_model, build_tokenizer
 from .record import (RUNS, artifacts_dir, checkpoint_path, leases_dir, read_complete, run_id, runs_dir, uses_packing,
                      versions, write_atomic)
+from .threads import threads_for
 
 
 def device_for(impl) -> torch.device:
@@ -195,6 +196,7 @@ def run(cfg: DictConfig) -> dict | None:
     storage.probe(out)                            # a full or read-only results folder fails here, before any work
     preflight.check_model(cfg)                    # a hub model missing from the cache, before the data is read
     preflight.check_data(cfg)                     # no local file and no readable hub copy: refused before any work
+    torch.set_num_threads(threads_for(cfg.impl.num_threads))   # null: the cores this process may use (threads.py)
     claim = lease.Lease(leases_dir(out), rid, cfg.lease.timeout_s, cfg.lease.heartbeat_s) \
         if cfg.lease.enabled else None
     owner = claim.acquire() if claim else None
