@@ -43,7 +43,8 @@ def test_a_run_with_the_default_uses_and_records_the_usable_cores(machine, monke
     try:
         torch.set_num_threads(2)                         # as torch's own default would be on a 2-core machine
         record = train_mod.run(compose_cfg("exp=smoke", "method=vanilla", "trainer.epochs=1", f"paths.results={tmp_path}",
-                                           f"paths.glue_dir={synthetic_glue}", f"paths.cache={tmp_path}/cache"))
+                                           f"paths.glue_dir={synthetic_glue}", f"paths.cache={tmp_path}/cache",
+                                           "impl.num_threads=null"))
         assert record["config"]["impl"]["num_threads"] is None and record["device"]["threads"] == 1
         record = train_mod.run(compose_cfg("exp=smoke", "method=vanilla", "trainer.epochs=1", f"paths.results={tmp_path}",
                                            f"paths.glue_dir={synthetic_glue}", f"paths.cache={tmp_path}/cache",
