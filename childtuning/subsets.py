@@ -69,7 +69,7 @@ def training_subset(train: Split, task, run_seed: int) -> Split:
     a number: one subset for every method and seed), stratified when task.stratified_subsample.
     A number above the set's size is refused: it would run the whole set under another run id."""
     n = task.max_train_samples
-    if n is not None and n > len(train):
+    if n is not None and 0 < len(train) < n:      # (an empty set gets its own message from the runner)
         raise InputError(f"task {task.name}: task.max_train_samples={n} is more than the {len(train)} examples of its "
                          f"training set ({train.source}); use at most {len(train)}, or null for the whole set")
     seed = run_seed if task.subsample_seed is None else task.subsample_seed
