@@ -30,6 +30,7 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from . import hints, hub, plan
 from .errors import InputError
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
@@ -92,7 +93,6 @@ def data_problems(cfg) -> list[str]:
     the split they are cut from) and each target's split. A local file must exist (reading and
     checking it is the run's); a split with no local copy must come from the hub, so the hub
     dataset must be cached or fetchable (childtuning/hub.py: one probe per dataset)."""
-    from . import hub
     from .config import load_task_config
     from .readers import locate, missing_file_message, source_split, unreadable_message
 
@@ -375,8 +375,6 @@ def launcher_problem(config: DictConfig) -> str | None:
 def experiment_problem(config: DictConfig) -> str | None:
     """exp=<name> with no experiment file: Hydra skips a missing optional config without a word, so
     the launch would run the defaults (a full run of the default model and task) under no experiment."""
-    from . import hints
-
     choice = OmegaConf.select(config, "hydra.runtime.choices.exp")
     sources = [s for s in OmegaConf.select(config, "hydra.runtime.config_sources") or [] if s.schema == "file"]
     if not choice or not sources or any((Path(s.path) / "exp" / f"{choice}.yaml").is_file() for s in sources):
@@ -447,8 +445,6 @@ class SweepPreflight(Callback):
     @staticmethod
     def print_plan(report: Report, config: DictConfig, exit_code: int | None = 0) -> None:
         """Print what the launch would do, then exit with `exit_code` (None: return)."""
-        from . import plan
-
         print(plan.render(report, str(OmegaConf.select(config, "paths.results"))), flush=True)
         if exit_code is not None:
             sys.exit(exit_code)

@@ -24,10 +24,11 @@ from pathlib import Path
 
 import hydra
 import torch
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
-from . import (SCHEMA_VERSION, data, integrity, lease, methods, packing, preflight, saved_models, seeding, signals,
-               storage, targets)
+from . import (SCHEMA_VERSION, data, hydra_errors, integrity, lease, methods, packing, preflight, saved_models, seeding,
+               signals, storage, targets)
 from .config import validate
 from .errors import InputError
 from .logger import Logger
@@ -334,10 +335,6 @@ def cli() -> None:
     """`python -m childtuning.train`: main(), with Hydra's own refusals of the command line (an
     unknown key, a missing config file) explained with the likely fix and exiting 2, as the
     harness's own errors do. HYDRA_FULL_ERROR=1 set by the user keeps Hydra's traces."""
-    from hydra.errors import HydraException
-
-    from . import hydra_errors
-
     if os.environ.get("HYDRA_FULL_ERROR"):
         main()
         return
