@@ -32,7 +32,7 @@ else
   CPU_SWEEP = $(PY) -m childtuning.train -m paths.results=$(RESULTS) $(PARALLEL)
 endif
 
-.PHONY: help setup test demo smoke tables reproduce-table1 reproduce-table1-cpu reproduce-domain-transfer \
+.PHONY: help setup test demo smoke plan tables reproduce-table1 reproduce-table1-cpu reproduce-domain-transfer \
 	reproduce-domain-transfer-cpu reproduce-task-transfer reproduce-task-transfer-cpu reproduce-task-transfer-std-cpu \
 	reproduce-prior-methods \
 	reproduce-prior-methods-cpu reproduce-child-networks-cpu bench \
@@ -41,7 +41,8 @@ endif
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-31s %s\n", $$1, $$2}'
-	@echo "  variables: RESULTS=<dir> (default results)  LAUNCHER=local|parallel|slurm  JOBS=2  TEST_JOBS=2  GPU_JOBS=8  GLUE_DIR=<GLUE-format folder>"
+	@echo "  variables: RESULTS=<dir> (default results)  LAUNCHER=local|parallel|slurm  JOBS=2  TEST_JOBS=2  GPU_JOBS=8  GLUE_DIR=<GLUE-format folder>  EXP=<experiment>"
+	@echo "  notebooks, headless: .venv/bin/jupyter execute notebooks/<name>.ipynb (first steps: docs/first-run.md)"
 
 setup: $(SETUP)  ## create .venv and install the project (torch 2.13.0 CPU build first where there is no GPU)
 
@@ -60,9 +61,13 @@ demo: $(SETUP)  ## the offline demo: MiniLM x MRPC (1k examples) x vanilla/CT-F/
 	$(SWEEP) exp=demo
 	$(PY) -m childtuning.aggregate demo --results $(RESULTS)
 
-smoke: $(SETUP)  ## tiny random model, 2 methods x 2 seeds (under a minute)
+smoke: $(SETUP)  ## tiny random model, 2 methods x 2 seeds, 1 thread (14-15 s in 3 of 4 timed runs on 2 shared cores; docs/first-run.md)
 	$(SWEEP) exp=smoke
 	$(PY) -m childtuning.aggregate smoke --results $(RESULTS)
+
+plan: $(SETUP)  ## a sweep's plan without running it: each cell to run, complete, reused or refused, and its estimated time (EXP=<name>)
+	@test -n "$(EXP)" || { echo "make plan EXP=<experiment>: name one of experiments/*.yaml"; exit 2; }
+	$(SWEEP) exp=$(EXP) preflight.dry_run=true
 
 tables: $(SETUP)  ## aggregate every experiment that has records under RESULTS
 	@for d in $(RESULTS)/*/runs; do e=$$(basename $$(dirname $$d)); \

@@ -10,7 +10,7 @@ from hydra import initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from . import REPO_ROOT, families, loop, methods, optim, packing, sweep, targets, tuning  # noqa: F401 (sweep: method combinations; tuning: ${selected:...})
+from . import REPO_ROOT, families, hints, loop, methods, optim, packing, sweep, targets, tuning  # noqa: F401 (sweep: method combinations; tuning: ${selected:...})
 from .errors import InputError, check
 from .models import MODEL_SOURCES
 from .schemas import SCHEMAS, RunConfig, id_part, merge_error  # noqa: F401 (SCHEMAS, id_part: used as config.*)
@@ -33,7 +33,9 @@ def _merge(raw: dict) -> DictConfig:
     try:
         merged = OmegaConf.merge(schema, raw)
     except OmegaConfBaseException as e:
-        raise merge_error(e) from None
+        task = (raw.get("task") or {}).get("name")
+        raise merge_error(e, known=hints.flat_keys(OmegaConf.to_container(schema)),
+                          source={"task": f"conf/task/{task}.yaml" if task else None}) from None
     missing = sorted(OmegaConf.missing_keys(merged))
     check(not missing, f"config value(s) missing: {', '.join(missing)}. Each needs a value, from its group's file "
                        "under conf/ or an override such as method.keep_ratio=0.3")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from pathlib import Path
 
 
 class Logger:
@@ -13,8 +14,10 @@ class Logger:
         try:
             os.environ.setdefault("WANDB_MODE", cfg.mode)
             import wandb
+            if cfg.get("dir"):
+                Path(cfg.dir).mkdir(parents=True, exist_ok=True)
             self.run = wandb.init(project=cfg.project, entity=cfg.entity, name=run_name, config=config,
-                                  mode=cfg.mode, reinit="finish_previous")
+                                  mode=cfg.mode, reinit="finish_previous", dir=cfg.get("dir"))
         except Exception as e:  # noqa: BLE001 - logging must never stop training
             warnings.warn(f"wandb disabled for this run: {type(e).__name__}: {e}")
 

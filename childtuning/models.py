@@ -3,6 +3,7 @@ random configs built offline for tests."""
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 
 from .errors import InputError
@@ -76,6 +77,43 @@ def build_tokenizer(model_cfg, train_texts: list[str], cache_dir: str | None):
     return tok
 
 
+class _HeldReports(logging.Filter):
+    """Holds back transformers' load reports (its "LOAD REPORT" warnings) instead of printing them."""
+
+    def __init__(self):
+        super().__init__()
+        self.held: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "LOAD REPORT" in record.getMessage():
+            self.held.append(record)
+            return False
+        return True
+
+
+def from_pretrained(auto_class, name: str, label: str, **kwargs):
+    """`auto_class.from_pretrained(name, **kwargs)`, with transformers' load report (a coloured table
+    on every run) replaced by one line when the only weights missing from the checkpoint are the new
+    head's, as expected for a pretrained encoder; any other missing, unexpected or mismatched weight
+    still gets the full report."""
+    reporter = logging.getLogger("transformers.modeling_utils")
+    held = _HeldReports()
+    reporter.addFilter(held)
+    try:
+        model, info = auto_class.from_pretrained(name, output_loading_info=True, **kwargs)
+    finally:
+        reporter.removeFilter(held)
+    prefix = f"{model.base_model_prefix}."
+    head = sorted(n for n, _ in model.named_parameters() if not n.startswith(prefix))
+    if head and sorted(info["missing_keys"]) == head and not info["unexpected_keys"] and not info["mismatched_keys"]:
+        print(f"model {label}: new classification head ({', '.join(head)}) initialised from the run's seed; the "
+              "checkpoint has none, as expected")
+    else:
+        for record in held.held:
+            reporter.handle(record)
+    return model
+
+
 def build_model(model_cfg, num_labels: int, regression: bool, tokenizer):
     """The classification model; its new head is initialised from the global RNG (seed it first)."""
     from transformers import AutoConfig, AutoModelForSequenceClassification
@@ -89,7 +127,7 @@ def build_model(model_cfg, num_labels: int, regression: bool, tokenizer):
         return AutoModelForSequenceClassification.from_config(config)
     name = minilm_path() if model_cfg.source == "minilm_pip" else model_cfg.pretrained
     # model.config overrides the pretrained config's values (e.g. +model.config.hidden_dropout_prob=0.0)
-    model = AutoModelForSequenceClassification.from_pretrained(name, **kwargs, **model_cfg.get("config", {}))
+    model = from_pretrained(AutoModelForSequenceClassification, name, model_cfg.name, **kwargs, **model_cfg.get("config", {}))
     if model.config.model_type != model_cfg.architecture:
         raise InputError(f"model {model_cfg.name}: {name} is a {model.config.model_type!r} model, but "
                          f"conf/model/{model_cfg.name}.yaml says architecture: {model_cfg.architecture}; fix the file")

@@ -1,10 +1,15 @@
 """A sweep checks every cell before any trains: each job's config composed and validated as the
-runner will, its model files in the local Hugging Face cache, its data files present, its results
-folder writable. One bad cell refuses the whole sweep, listing every bad cell and why; otherwise
-it prints what the sweep will do (cells to run, complete, leased by a live owner, corrupt).
+runner will, its results folder writable and, for a cell that will run (not complete, not copied
+from another experiment's record), its model files in the local Hugging Face cache and its data
+readable: a local file present, or a hub dataset in the local `datasets` cache or a hub that
+answers (hub.py: one probe per dataset; offline mode honoured). The launcher's own needs too
+(SLURM's commands). One bad cell refuses the whole sweep, listing every bad cell and why, exit 2;
+otherwise it prints what the sweep will do (cells to run, complete, leased by a live owner,
+corrupt). preflight.dry_run=true prints each cell's fate and estimated cost (plan.py) and stops.
 
 Registered as a Hydra callback in conf/config.yaml (hydra.callbacks.preflight), so it runs once,
-in the launching process, before the launcher starts any job (local, joblib or SLURM). Kept fast
+in the launching process, before the launcher starts any job (local, joblib or SLURM); a single
+run (no -m) gets the same checks before Hydra makes its run folder under paths.results. Kept fast
 for large grids (table1: 480 cells): a config is composed once per distinct set of config-group
 choices (model, task, method...) and the plain value overrides (seed=3) are applied to a copy;
 validation runs once per config that differs in more than its seed; the model and data checks once
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import sys
 import time
 from collections import defaultdict
@@ -24,12 +30,12 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from . import integrity, lease, storage, sweep
+from . import hints, hub, integrity, lease, plan, storage, sweep
 from .config import validate
 from .errors import InputError
 from .models import minilm_path
-from .readers import locate, missing_file_message, source_split
-from .record import leases_dir, run_id, runs_dir
+from .readers import locate, missing_file_message, source_split, unreadable_message
+from .record import RUNS, leases_dir, run_id, runs_dir
 from .tasks import load_task_config
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
@@ -86,20 +92,37 @@ def check_model(cfg) -> None:
 
 # ---------------------------------------------------------------- data
 def data_problems(cfg) -> list[str]:
-    """Data files a validated run config reads that do not exist (its task's train and dev, or
-    the split they are cut from, and each target's split). Existence only: reading is the run's."""
+    """Data a validated run config reads that cannot be read here: its task's train and dev (or
+    the split they are cut from) and each target's split. A local file must exist (reading and
+    checking it is the run's); a split with no local copy must come from the hub, so the hub
+    dataset must be cached or fetchable (childtuning/hub.py: one probe per dataset)."""
     wanted = [(cfg.task, source_split(cfg.task, s)) for s in ("train", "dev")]
     wanted += [(task, source_split(task, e["split"])) for e in cfg.targets or [] for task in [load_task_config(e["task"])]]
-    problems = []
+    problems, from_hub = [], {}     # task name -> (task, its splits to read from the hub, where local copies were looked for)
     for task, split in wanted:
         try:
-            path, _ = locate(task, split, cfg.paths.glue_dir)
+            path, looked_in = locate(task, split, cfg.paths.glue_dir)
         except InputError as e:
             problems.append(str(e))
             continue
-        if path is not None and not path.is_file():
+        if path is None:
+            entry = from_hub.setdefault(task.name, (task, [], looked_in))
+            if split not in entry[1]:
+                entry[1].append(split)
+        elif not path.is_file():
             problems.append(missing_file_message(task, path, split))
+    for task, splits, looked_in in from_hub.values():
+        cause = hub.dataset_problem(task.hub.path, task.hub.name)
+        if cause:
+            problems.append(unreadable_message(task, splits, looked_in, cause))
     return problems
+
+
+def check_data(cfg) -> None:
+    """The runner's check (a validated run config): raise InputError before any data is read."""
+    problems = data_problems(cfg)
+    if problems:
+        raise InputError("\n".join(problems))
 
 
 # ---------------------------------------------------------------- the grid
@@ -170,19 +193,25 @@ class Report:
     complete: int = 0
     corrupt: int = 0
     leased: int = 0
+    reused: int = 0
     duplicates: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     run_ids: list[str | None] = field(default_factory=list)    # per job, in order (None: a bad cell)
+    # Per job, in order: {"cell", "status", "detail", and for a good cell "run_id" and its model, task,
+    # method, examples (task.max_train_samples) and epochs}. Status: refused, duplicate, complete,
+    # reused, leased, corrupt (set aside and rerun) or run. The dry run prints them (childtuning/plan.py).
+    entries: list[dict] = field(default_factory=list)
     seconds: float = 0.0
 
     def bad_cells(self) -> int:
         return len({c for cells in self.bad.values() for c in cells})
 
     def summary(self) -> str:
-        to_run = self.cells - self.complete - self.leased - self.bad_cells() - len(self.duplicates)
+        to_run = self.cells - self.complete - self.leased - self.reused - self.bad_cells() - len(self.duplicates)
+        reused = f", {self.reused} identical to another experiment's record (copied, not rerun)" if self.reused else ""
         return (f"pre-flight: {self.cells} cell(s) checked in {self.seconds:.1f} s: {to_run} to run, {self.complete} "
                 f"complete (skipped), {self.leased} leased by a live owner (skipped), {self.corrupt} corrupt record(s) "
-                "(to be set aside and rerun)")
+                f"(to be set aside and rerun){reused}")
 
     def refusal(self) -> str:
         lines = [f"the sweep is refused before any run starts: {self.bad_cells()} of {self.cells} cell(s) cannot run."]
@@ -200,9 +229,18 @@ def label(overrides: list[str], varying: set[str]) -> str:
     return " ".join(shown or overrides)
 
 
+def recorded_elsewhere(results: str, rid: str, out: Path) -> str | None:
+    """The experiment under `results` whose complete record of run `rid` a run would copy (train.reuse_record)."""
+    for other in sorted(Path(results).glob(f"*/{RUNS}/{rid}.json")):
+        if other != out / f"{rid}.json" and integrity.read(other)[0] is not None:
+            return other.parent.parent.name
+    return None
+
+
 def check_cells(jobs: list[list[str]], composer) -> Report:
     """Compose, validate and check each job's config. `composer(overrides)` -> (config, seed
-    override or None), e.g. a CellComposer."""
+    override or None), e.g. a CellComposer. A cell that will not run (complete, or copied from
+    another experiment's record) needs a writable folder but not its model or data."""
     started = time.perf_counter()
     report = Report(cells=len(jobs))
     values = defaultdict(set)
@@ -222,13 +260,38 @@ def check_cells(jobs: list[list[str]], composer) -> Report:
         except InputError as e:
             return None, None, str(e)
 
+    def once(what: tuple, check) -> list[str]:
+        if what not in checked:
+            checked[what] = check()
+        return checked[what]
+
+    def refuse(cell: str, problems: list[str]) -> None:
+        for p in problems:
+            report.bad[p].append(cell)
+        report.entries.append({"cell": cell, "status": "refused", "detail": "; ".join(problems)})
+
+    def run_problems(good, resolved) -> list[str]:
+        """What a cell that runs needs beyond a writable folder: its model and its data."""
+        m, allow = good.model, good.preflight.allow_model_download
+        return once(("model", m.source, str(m.pretrained), str(m.get("tokenizer")), allow),
+                    lambda: [p for p in [model_problem(m, allow)] if p]) + \
+            once(("data", json.dumps(resolved["task"], sort_keys=True), str(good.paths.glue_dir),
+                  json.dumps(resolved["targets"], sort_keys=True)), lambda: data_problems(good))
+
+    def folder_problems(out: Path) -> list[str]:
+        try:
+            storage.probe(out)
+            return []
+        except InputError as e:
+            return [str(e)]
+
     for job in jobs:
         cell = label(job, varying)
         report.run_ids.append(None)
         try:
             cfg, seed = composer(job)
         except Exception as e:  # noqa: BLE001 - Hydra's composition errors name the override
-            report.bad[f"cannot compose: {e}".split("\n")[0]].append(cell)
+            refuse(cell, [f"cannot compose: {e}".split("\n")[0]])
             continue
         if id(cfg) not in validated:
             good, resolved, error = validated_of(cfg)
@@ -241,59 +304,113 @@ def check_cells(jobs: list[list[str]], composer) -> Report:
         if dependent and seed is not None:
             good, resolved, error = validated_of(with_seed(cfg, seed))
         if error is not None:
-            report.bad[error].append(cell)
+            refuse(cell, [error])
             continue
         if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-            report.bad[f"seed={seed!r}: a seed is a non-negative integer"].append(cell)
+            refuse(cell, [f"seed={seed!r}: a seed is a non-negative integer"])
             continue
-        problems = []
-        m = good.model
-        what = ("model", m.source, str(m.pretrained), str(m.get("tokenizer")), good.preflight.allow_model_download)
-        if what not in checked:
-            checked[what] = [p for p in [model_problem(m, good.preflight.allow_model_download)] if p]
-        problems += checked[what]
-        what = ("data", json.dumps(resolved["task"], sort_keys=True), str(good.paths.glue_dir),
-                json.dumps(resolved["targets"], sort_keys=True))
-        if what not in checked:
-            checked[what] = data_problems(good)
-        problems += checked[what]
         out = runs_dir(good.paths.results, good.experiment)
-        what = ("folder", str(out))
-        if what not in checked:
-            try:
-                storage.probe(out)
-                checked[what] = []
-            except InputError as e:
-                checked[what] = [str(e)]
-        problems += checked[what]
-        for p in problems:
-            report.bad[p].append(cell)
-        if problems:
-            continue
+        unwritable = once(("folder", str(out)), lambda: folder_problems(out))
         rid = report.run_ids[-1] = run_id({**resolved, "seed": seed})
+        entry = {"cell": cell, "run_id": rid, "model": good.model.name, "task": good.task.name,
+                 "method": good.method.name, "examples": good.task.max_train_samples, "epochs": good.trainer.epochs}
+        record, corrupt = integrity.read(out / f"{rid}.json")
+        if unwritable:      # refused; a cell that would run is also checked for what running needs
+            report.run_ids[-1] = None
+            refuse(cell, unwritable + (run_problems(good, resolved) if record is None or good.force else []))
+            continue
         if rid in ids:
             report.duplicates.append(f"{cell} is the same run as {ids[rid]} ({rid}): it runs once")
+            report.entries.append({**entry, "status": "duplicate", "detail": f"same run as {ids[rid]}"})
             continue
         ids[rid] = cell
-        record, corrupt = integrity.read(out / f"{rid}.json")
         if record is not None and not good.force:
             report.complete += 1
+            report.entries.append({**entry, "status": "complete", "detail": str(out / f"{rid}.json")})
+            continue
+        source = recorded_elsewhere(good.paths.results, rid, out) if good.reuse and not good.force else None
+        if source is not None:
+            report.reused += 1
+            report.entries.append({**entry, "status": "reused", "detail": f"record of experiment {source} copied"})
+            continue
+        problems = run_problems(good, resolved)
+        if problems:
+            report.run_ids[-1] = None
+            refuse(cell, problems)
             continue
         report.corrupt += bool(corrupt)
+        status, detail = ("corrupt", f"record set aside ({corrupt}) and rerun") if corrupt else ("run", "")
         if good.lease.enabled and lease.live_owner(leases_dir(out), rid, good.lease.timeout_s) is not None:
             report.leased += 1
+            status, detail = "leased", "another sweep runs it now"
+        report.entries.append({**entry, "status": status, "detail": detail})
     report.seconds = time.perf_counter() - started
     return report
 
 
+# ---------------------------------------------------------------- the launcher
+def launcher_problem(config: DictConfig) -> str | None:
+    """Why the sweep's launcher cannot start here, or None: the SLURM launcher needs SLURM's commands."""
+    target = str(OmegaConf.select(config, "hydra.launcher._target_") or "")
+    if not target.endswith("SlurmLauncher"):
+        return None
+    missing = [c for c in ("sbatch", "srun") if shutil.which(c) is None]
+    if not missing:
+        return None
+    return (f"hydra/launcher=slurm submits each run as a SLURM job, but {' and '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not on PATH here: launch from a SLURM login node, or run "
+            "the sweep on this machine without the launcher (drop hydra/launcher=slurm; with make: LAUNCHER=local "
+            "or LAUNCHER=parallel)")
+
+
+def experiment_problem(config: DictConfig) -> str | None:
+    """exp=<name> with no experiment file: Hydra skips a missing optional config without a word, so
+    the launch would run the defaults (a full run of the default model and task) under no experiment."""
+    choice = OmegaConf.select(config, "hydra.runtime.choices.exp")
+    sources = [s for s in OmegaConf.select(config, "hydra.runtime.config_sources") or [] if s.schema == "file"]
+    if not choice or not sources or any((Path(s.path) / "exp" / f"{choice}.yaml").is_file() for s in sources):
+        return None
+    conf = next((s.path for s in sources if s.provider == "main"), sources[0].path)
+    return (f"{hints.missing_option('exp', choice, Path(conf))}. Hydra skips a missing optional config file, so "
+            "this would run the default model and task instead of an experiment")
+
+
 # ---------------------------------------------------------------- the Hydra callback
+def run_config(config: DictConfig) -> DictConfig:
+    """The run's own config, without Hydra's node (what a job receives)."""
+    return OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
+
+
 class SweepPreflight(Callback):
-    """conf/config.yaml registers this: on `-m`, check every cell before the launcher starts."""
+    """conf/config.yaml registers this: on `-m`, check every cell before the launcher starts; on a
+    single run, check the run before Hydra makes its folder in the results folder (so a read-only
+    results folder or a bad config leaves nothing behind). preflight.dry_run=true prints the plan
+    (childtuning/plan.py) and stops."""
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        if not OmegaConf.select(config, "preflight.enabled", default=True):
+            return
+        problem = experiment_problem(config)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr, flush=True)
+            sys.exit(2)
+        cfg = run_config(config)
+        report = check_cells([list(OmegaConf.select(config, "hydra.overrides.task") or [])], lambda _: (cfg, None))
+        if report.bad:
+            for reason in report.bad:
+                print(f"error: {reason}", file=sys.stderr, flush=True)
+            sys.exit(2)
+        if OmegaConf.select(config, "preflight.dry_run", default=False):
+            self.print_plan(report, cfg)
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         if not OmegaConf.select(config, "preflight.enabled", default=True):
             print("pre-flight: skipped (preflight.enabled=false)", flush=True)
             return
+        problem = experiment_problem(config) or launcher_problem(config)
+        if problem:
+            print(f"error: the sweep is refused before any run starts: {problem}", file=sys.stderr, flush=True)
+            sys.exit(2)
         sweeper = OmegaConf.select(config, "hydra.sweeper._target_")
         if sweeper != BASIC_SWEEPER:
             print(f"pre-flight: the sweeper {sweeper} is not Hydra's basic sweeper; cells are not checked at launch")
@@ -304,9 +421,21 @@ class SweepPreflight(Callback):
         groups = set(OmegaConf.select(config, "hydra.runtime.choices") or {})
         composer = CellComposer(lambda overrides: compose(config_name, overrides=list(overrides)), groups)
         report = check_cells(sweep_jobs(config), composer)
+        dry_run = OmegaConf.select(config, "preflight.dry_run", default=False)
         if report.bad:
+            if dry_run:
+                self.print_plan(report, config, exit_code=None)
             print(f"error: {report.refusal()}", file=sys.stderr, flush=True)
             sys.exit(2)
+        if dry_run:
+            self.print_plan(report, config)
         for line in report.duplicates + report.notes:
             print(f"pre-flight: note: {line}")
         print(report.summary(), flush=True)
+
+    @staticmethod
+    def print_plan(report: Report, config: DictConfig, exit_code: int | None = 0) -> None:
+        """Print what the launch would do, then exit with `exit_code` (None: return)."""
+        print(plan.render(report, str(OmegaConf.select(config, "paths.results"))), flush=True)
+        if exit_code is not None:
+            sys.exit(exit_code)

@@ -199,11 +199,8 @@ def read_hub_split(task, split: str, looked_in: list[Path] | None = None) -> Spl
     try:
         ds = datasets.load_dataset(task.hub.path, task.hub.name, split=hub_split)
     except Exception as e:  # no network, no cache
-        where = (f"has no local copy (looked for {task.local.folder}/ in {', '.join(map(str, looked_in))})"
-                 if split in task.local.files else "is declared on the hub only (no local file in local.files)")
-        raise InputError(f"task {task.name}: the {split} split {where} and the hub dataset {task.hub.path}/"
-                         f"{task.hub.name} (split {hub_split}) could not be loaded ({type(e).__name__}: {e}). "
-                         f"{_hint(task, split)}") from None
+        raise InputError(unreadable_message(task, [split], looked_in or [], f"the hub dataset {task.hub.path}/"
+                         f"{task.hub.name} (split {hub_split}) could not be loaded ({type(e).__name__}: {e})")) from None
     fields = list(task.hub.text_fields or task.text_fields)
     label_field = task.hub.label_field or task.label_field
     missing = [f for f in [*fields, label_field] if f not in ds.column_names]
@@ -267,3 +264,16 @@ def read_split(task, split: str, glue_dir: str | None) -> Split:
 
 def missing_file_message(task, path: Path, split: str) -> str:
     return f"task {task.name}: missing data file {path}. {_hint(task, split)}"
+
+
+def unreadable_message(task, splits: list[str], looked_in: list[Path], cause: str) -> str:
+    """Splits of `task` that have no local copy here and cannot be read from the hub (`cause`):
+    where the local folder was looked for, and how to point the run at one (GLUE_DIR)."""
+    one = len(splits) == 1
+    if any(s in task.local.files for s in splits):
+        where = (f"{'has' if one else 'have'} no local copy (looked for {task.local.folder}/ in "
+                 f"{', '.join(map(str, looked_in))})")
+    else:
+        where = f"{'is' if one else 'are'} declared on the hub only (no local file in local.files)"
+    return (f"task {task.name}: the {' and '.join(splits)} split{'' if one else 's'} {where} and {cause}. "
+            f"{_hint(task, splits[0])}")

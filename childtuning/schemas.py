@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from omegaconf import MISSING
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from . import fields
+from . import fields, hints
 from .errors import InputError
 from .fields import added_later, not_outcome
 
@@ -160,6 +160,7 @@ class LoggerConfig:
     project: str = "childtuning"
     entity: Optional[str] = None
     mode: str = "offline"
+    dir: Optional[str] = None    # where wandb writes its wandb/ folder (conf/logger/wandb.yaml: the experiment's results folder)
 
 
 @dataclass
@@ -175,6 +176,7 @@ class PreflightConfig:
     """A sweep's launch-time check of every cell (childtuning/preflight.py); values: conf/config.yaml."""
     enabled: bool = True
     allow_model_download: bool = False
+    dry_run: bool = False       # print each cell's fate and estimated cost, run nothing (childtuning/plan.py)
 
 
 @dataclass
@@ -217,7 +219,14 @@ def id_part(group: str, value: dict) -> dict:
     return fields.id_part(SCHEMAS.get(group), value)
 
 
-def merge_error(e: OmegaConfBaseException, where: str = "") -> InputError:
-    key = getattr(e, "full_key", None) or ""
-    return InputError(f"config error at `{where}{key}`: {e.msg if hasattr(e, 'msg') else e}. "
+def merge_error(e: OmegaConfBaseException, where: str = "", known: list[str] = (), source: dict | None = None) -> InputError:
+    """The message of a config that does not fit its schema. `where`: the prefix of the keys in `e`;
+    `known`: the schema's keys (for an unknown key: where it moved, or the close ones); `source`:
+    group -> the file its values came from."""
+    key = f"{where}{getattr(e, 'full_key', None) or ''}"
+    text = str(e.msg if hasattr(e, "msg") else e).split("\n")[0]
+    group = key.split(".")[0]
+    origin = f" (set in {source[group]} or by a {group}.* override)" if source and source.get(group) else ""
+    hint = hints.suggestion(key, list(known)) if isinstance(e, ConfigKeyError) else ""
+    return InputError(f"config error at `{key}`{origin}: {text}{hint}{' ' if hint.endswith('?') else '. '}"
                       "Check the key's spelling and type against conf/ (unknown keys are errors).")

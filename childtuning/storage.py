@@ -18,6 +18,7 @@ FIX = {errno.ENOSPC: "the file system is full: free space there, or point the ru
                      "paths.results=... (or CHILDTUNING_RESULTS)",
        errno.EACCES: "you may not write there: fix the folder's permissions, or use paths.results=/a/writable/folder",
        errno.EPERM: "you may not write there: fix the folder's permissions, or use paths.results=/a/writable/folder",
+       errno.ENOTDIR: "a part of that path is a file, not a folder: use paths.results=/a/writable/folder",
        errno.EROFS: "the file system is read-only: use paths.results=/a/writable/folder (or CHILDTUNING_RESULTS)"}
 
 

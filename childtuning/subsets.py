@@ -66,7 +66,12 @@ def stratified_subsample(split: Split, n: int | None, generator: torch.Generator
 def training_subset(train: Split, task, run_seed: int) -> Split:
     """The run's training set: task.max_train_samples examples (null: all), drawn from the
     "subsample" stream of task.subsample_seed (null: the run's seed, so each seed its own subset;
-    a number: one subset for every method and seed), stratified when task.stratified_subsample."""
+    a number: one subset for every method and seed), stratified when task.stratified_subsample.
+    A number above the set's size is refused: it would run the whole set under another run id."""
+    n = task.max_train_samples
+    if n is not None and 0 < len(train) < n:      # (an empty set gets its own message from the runner)
+        raise InputError(f"task {task.name}: task.max_train_samples={n} is more than the {len(train)} examples of its "
+                         f"training set ({train.source}); use at most {len(train)}, or null for the whole set")
     seed = run_seed if task.subsample_seed is None else task.subsample_seed
     draw = stratified_subsample if task.stratified_subsample else subsample
     return draw(train, task.max_train_samples, seeding.generator(seed, "subsample"))

@@ -7,7 +7,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from . import REPO_ROOT
+from . import REPO_ROOT, hints
 from .errors import check
 from .metrics import METRICS
 from .schemas import TaskConfig, merge_error
@@ -64,7 +64,8 @@ def load_task_config(name: str, config_dir=None) -> DictConfig:
     try:
         task = OmegaConf.merge(OmegaConf.structured(TaskConfig), OmegaConf.load(path))
     except OmegaConfBaseException as e:
-        raise merge_error(e, "task.") from None
+        known = hints.flat_keys(OmegaConf.to_container(OmegaConf.structured(TaskConfig)), "task.")
+        raise merge_error(e, "task.", known, {"task": str(path)}) from None
     missing = sorted(OmegaConf.missing_keys(task))
     check(not missing, f"{path}: value(s) missing: {', '.join(missing)}")
     check_task(task)

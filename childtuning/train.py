@@ -5,9 +5,10 @@
 
 A run is a pipeline of named steps, each usable on its own (the benchmarks call them):
 validate -> load_data -> tokenize_splits -> build_loaders -> init_model -> build_method ->
-loop.train -> build_record -> write. Around it (docs/reliability.md): a complete record is skipped;
-the results folder is probed (storage.py) and the model looked up offline (preflight.py) before any
-work; the run claims its id (lease.py) so concurrent sweeps run it once; while it works,
+loop.train -> build_record -> write. Around it (docs/reliability.md): a complete record is skipped; the
+results folder is probed (storage.py), the model looked up offline and the data found (preflight.py)
+before any work (from the command line, preflight.py's Hydra callback has checked the same before
+Hydra made its folder); the run claims its id (lease.py) so concurrent sweeps run it once; while it works,
 preemption signals (signals.py) stop it at a step boundary with a checkpoint; a corrupt record is
 set aside and rerun (integrity.py).
 """
@@ -23,10 +24,11 @@ from pathlib import Path
 
 import hydra
 import torch
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
-from . import (SCHEMA_VERSION, comparisons, data, integrity, lease, methods, packing, preflight, saved_models,
-               seeding, signals, storage, targets)
+from . import (SCHEMA_VERSION, comparisons, data, hydra_errors, integrity, lease, methods, packing, preflight,
+               saved_models, seeding, signals, storage, targets)
 from .config import validate
 from .integrity import read_complete
 from .errors import InputError
@@ -35,6 +37,7 @@ from .loop import Interrupted, autocast_for, predict, train
 from .models import build_model, build_tokenizer
 from .record import (RUNS, TARGETS, artifacts_dir, checkpoint_path, leases_dir, prediction_fields, run_id,
                      runs_dir, uses_packing, versions, write_atomic)
+from .threads import threads_for
 
 
 def device_for(impl) -> torch.device:
@@ -113,8 +116,7 @@ def score_from_kept_model(cfg, record: dict, entries) -> list[dict]:
     kept no model."""
     saved = saved_models.resolve(cfg.paths.results, f"{record['experiment']}/{record['run_id']}")
     target_list = targets.load(cfg, entries)             # bad target data fails before the model loads
-    if cfg.impl.num_threads:
-        torch.set_num_threads(cfg.impl.num_threads)
+    torch.set_num_threads(threads_for(cfg.impl.num_threads))
     device = device_for(cfg.impl)
     model, tokenizer = saved_models.load(saved)
     model.to(device)
@@ -232,6 +234,8 @@ def run(cfg: DictConfig) -> dict | None:
         return finished(cfg, existing, record_path)
     storage.probe(out)                            # a full or read-only results folder fails here, before any work
     preflight.check_model(cfg)                    # a hub model missing from the cache, before the data is read
+    preflight.check_data(cfg)                     # no local file and no readable hub copy: refused before any work
+    torch.set_num_threads(threads_for(cfg.impl.num_threads))   # null: the cores this process may use (threads.py)
     claim = lease.Lease(leases_dir(out), rid, cfg.lease.timeout_s, cfg.lease.heartbeat_s) \
         if cfg.lease.enabled else None
     owner = claim.acquire() if claim else None
@@ -280,8 +284,6 @@ def run_claimed(cfg, rid: str, record_path: Path, claim: lease.Lease | None, pre
     print(f"start {rid} on {socket.gethostname()} pid {os.getpid()}", flush=True)
     splits = load_data(cfg)                       # bad data fails here, before the model loads
     target_list = targets.load(cfg)
-    if cfg.impl.num_threads:
-        torch.set_num_threads(cfg.impl.num_threads)
     device = device_for(cfg.impl)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     tokenizer, features = tokenize_splits(cfg, splits)
@@ -341,6 +343,21 @@ def in_sweep() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+def remove_run_folder() -> None:
+    """Remove the folder Hydra made for this single run (its config copy), and the experiment's
+    hydra/ folder if that leaves it empty: a refused run leaves nothing under paths.results."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    folder = Path(HydraConfig.get().runtime.output_dir)
+    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        folder.parent.rmdir()    # only when empty
+    except OSError:
+        pass
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     try:
@@ -352,9 +369,30 @@ def main(cfg: DictConfig) -> float | None:
         print(f"error: {e}", file=sys.stderr)
         if in_sweep():           # a job of a sweep: Hydra marks it failed and the sweep goes on
             raise
+        remove_run_folder()
         sys.exit(2)
     return record["main_metric"]["value"] if record else None
 
 
+def cli() -> None:
+    """`python -m childtuning.train`: main(), with Hydra's own refusals of the command line (an
+    unknown key, a missing config file) explained with the likely fix and exiting 2, as the
+    harness's own errors do. HYDRA_FULL_ERROR=1 set by the user keeps Hydra's traces."""
+    if os.environ.get("HYDRA_FULL_ERROR"):
+        main()
+        return
+    os.environ["HYDRA_FULL_ERROR"] = "1"          # Hydra raises its errors here instead of printing them and exiting 1
+    try:
+        main()
+    except HydraException as e:
+        print(f"error: {hydra_errors.explain(e, sys.argv[1:])}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    except Exception:  # noqa: BLE001 - anything else: its trace, and exit 1 as Hydra would
+        traceback.print_exc()
+        sys.exit(1)
+    finally:
+        os.environ.pop("HYDRA_FULL_ERROR", None)
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -7,6 +7,7 @@ tables byte for byte. A hand edit to a
 table, a record added without re-aggregating, or an aggregator change that alters published
 numbers all fail here.
 """
+import re
 import shutil
 
 import pytest
@@ -97,3 +98,28 @@ def test_composed_grid_reads_the_committed_data(experiment):
         if key not in seen:
             seen[key] = {s: {"size": len(v), "fingerprint": fingerprint(v)} for s, v in load_data(cfg).items()}
         assert seen[key] == {s: {k: d[k] for k in ("size", "fingerprint")} for s, d in rec["data"].items()}, rec["run_id"]
+
+
+DEMO_TABLE = re.compile(r"<!-- demo-table[^>]*-->\n(.*?)<!-- /demo-table -->", re.S)
+
+
+def first_table(markdown: str) -> list[str]:
+    """The lines of the first Markdown table in `markdown` (header, separator, rows)."""
+    lines = markdown.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("|")), len(lines))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return lines[start:end]
+
+
+def test_the_readme_quotes_the_committed_demo_table():
+    """The demo output the README quotes is the committed demo's table (results/demo/table.md, rebuilt
+    from its records by test_tables_reproduce_from_records), not a copy from an older code."""
+    quoted = DEMO_TABLE.findall((REPO / "README.md").read_text(encoding="utf-8"))
+    assert len(quoted) == 1, "README.md: quote the demo's table once, between <!-- demo-table --> and <!-- /demo-table -->"
+    demo = REPO / "results" / "demo"
+    if not list((demo / "runs").glob("*.json")) or not (demo / "table.md").is_file():
+        pytest.skip("results/demo has no committed records and table yet: run `make demo` and commit results/demo "
+                    "(runs/ and the table files), then quote table.md's first table in README.md")
+    table = first_table((demo / "table.md").read_text(encoding="utf-8"))
+    assert table and first_table(quoted[0]) == table and quoted[0].strip().splitlines() == table, (
+        "README.md's demo table differs from results/demo/table.md: paste that file's first table between the markers")

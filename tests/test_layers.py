@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
+
 
 import pytest
 
@@ -33,3 +33,16 @@ def test_an_import_inside_a_function_says_why():
                 offenders.append(f"{path.relative_to(REPO)}:{number}: {stripped}")
     assert not offenders, "move these imports to the top of their module (or say what they defer):\n" + \
         "\n".join(offenders)
+
+
+def test_every_module_has_a_layer():
+    """A new module is placed on purpose: the layers contract constrains only the modules it names."""
+    import re
+    import tomllib
+
+    layers = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"][0]["layers"]
+    named = {m.strip() for layer in layers for m in re.split(r"[|:]", layer)}
+    package = REPO / "childtuning"
+    modules = {f"childtuning.{p.stem}" for p in package.glob("*.py") if p.stem != "__init__"}
+    modules |= {f"childtuning.{p.name}" for p in package.iterdir() if (p / "__init__.py").is_file()}
+    assert not modules - named, f"add {sorted(modules - named)} to a layer in pyproject.toml [tool.importlinter]"

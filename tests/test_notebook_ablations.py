@@ -56,10 +56,10 @@ def build(results):
 def test_ablation_notebook_runs_on_small_records(tmp_path, monkeypatch):
     results = tmp_path / "results"
     build(results)
-    text, images = run_notebook("inspect_ablations", monkeypatch, results=results)
+    text, images = run_notebook("inspect_ablations", monkeypatch, results=results, notebook_out=tmp_path / "out")
     assert "rule best_mean_over_tasks" in text and "## Tuning protocol" in text and "p_holm" in text
     assert "ablation_prune_cpu: nothing to show" in text                 # no records: said, not an error
     assert "same task, other seed" in text
     # EMP, ablation_cpu's paired differences, two keep-ratio curves, two overlap heat-maps
     assert len(images) >= 6
-    assert (results / "overlap_cpu" / "plots" / "overlap.png").is_file()
+    assert (tmp_path / "out" / "overlap_cpu" / "plots" / "overlap.png").is_file()

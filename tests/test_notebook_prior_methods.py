@@ -51,16 +51,17 @@ def build(results):
 def test_prior_methods_notebook_runs_on_small_records(tmp_path, monkeypatch):
     results = tmp_path / "results"
     build(results)
-    text, images = run_notebook("prior_methods", monkeypatch, results=results)
+    out = tmp_path / "out"
+    text, images = run_notebook("prior_methods", monkeypatch, results=results, notebook_out=out)
     assert "learning rate" in text and "0.0004" in text                    # the rates the runs used
     assert "child_tuning_d+mixout" in text and "p_holm" in text
     assert "mixed_fraction_of_model" in text and "kept_fraction_of_eligible" in text
     assert "nothing to show" not in text
     assert "task loss" in text and "method.coupled_strength" in text           # the coupled pull's section
     assert len(images) == 4                  # CT-D's gains, distances per layer, score against λ per task (2)
-    assert (results / "wd_pretrained_strength_cpu" / "table.md").is_file()
-    assert (results / "prior_methods_cpu" / "table.md").is_file()
-    md = (results / "prior_methods_cpu" / "table.md").read_text()
+    assert (out / "wd_pretrained_strength_cpu" / "table.md").is_file()
+    assert (out / "prior_methods_cpu" / "table.md").is_file()
+    md = (out / "prior_methods_cpu" / "table.md").read_text()
     assert "## What each part of a combination adds" in md
 
 

@@ -122,7 +122,8 @@ def test_a_sweep_goes_on_past_runs_that_fail(tmp_path, troubled_glue, launcher):
     if "submitit" in launcher:
         pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     extra = [] if launcher == "basic" else [launcher]
-    out = launch(tmp_path, "exp=smoke", "task=rte,mrpc,cola", "method=vanilla", "seed=1", "trainer.max_length=512",
+    out = launch(tmp_path, "exp=smoke", "task=rte,mrpc,cola", "task.max_train_samples=null", "method=vanilla", "seed=1",
+                 "trainer.max_length=512",
                  "trainer.epochs=1", f"paths.glue_dir={troubled_glue}", *extra,
                  *(["hydra.launcher.timeout_min=10"] if "submitit" in launcher else []))
     assert out.returncode == 1, out.stdout + out.stderr

@@ -27,6 +27,7 @@ from ..errors import InputError
 from ..loop import autocast_for
 from ..models import build_model, build_tokenizer
 from ..record import write_atomic
+from ..threads import threads_for
 from ..train import device_for
 from . import config, records, sources
 from .features import FrozenEncoder, cached
@@ -175,8 +176,7 @@ def run(argv: list[str]) -> dict:
         pending.append((source, todo))
     print(f"probe {cfg.experiment}{f' (shard {k}/{n})' if n > 1 else ''}: {len(plan)} encoder(s) x {len(targets)} target(s) x {len(settings.head_seeds)} "
           f"head seed(s); {counts['skipped']} probe(s) already recorded in {folder}")
-    if impl.num_threads:
-        torch.set_num_threads(impl.num_threads)
+    torch.set_num_threads(threads_for(impl.num_threads))    # null: the cores this process may use
     device = device_for(impl)
     for source, todo in pending:
         if todo:

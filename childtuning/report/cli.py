@@ -1,6 +1,7 @@
 """Turn an experiment's run records into tables (md, csv, tex), baseline comparisons and per-seed plots.
 
     python -m childtuning.aggregate <experiment> [--results DIR] [--experiment-file FILE]
+    python -m childtuning.aggregate [--results DIR]      # lists the experiments it can aggregate
 
 Reads `<DIR>/<experiment>/runs/*.json` (DIR: --results, else $CHILDTUNING_RESULTS, else "results")
 and the table layout in `experiments/<experiment>.yaml` (its `table:` block; the expected grid is
@@ -16,10 +17,10 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import InputError
-from ..record import default_results, runs_dir
+from ..record import RUNS, default_results, runs_dir
 from . import family, registry
 from .records import load_records
-from .spec import find_experiment_file, infer_spec, load_spec, pooled_with, unknown_experiment
+from .spec import available_experiments, find_experiment_file, infer_spec, load_spec, pooled_with, unknown_experiment
 
 
 def summarize(experiment: str, results: str | Path, experiment_file: str | Path | None = None, pool: bool = True):
@@ -82,13 +83,31 @@ def aggregate(experiment: str, results: str | Path, experiment_file: str | Path 
     return s.cells
 
 
+def listing(results: str | Path) -> str:
+    """What can be aggregated: the experiments with run records under `results` (with their counts),
+    then those declared in experiments/ that have none there yet."""
+    counts = {d.parent.name: n for d in sorted(Path(results).glob(f"*/{RUNS}"))
+              for n in [len(list(d.glob("*.json")))] if n}
+    lines = [f"experiments with run records under {results} (python -m childtuning.aggregate <name> --results {results}):"]
+    lines += [f"  {name} ({n} record(s))" for name, n in counts.items()] or ["  (none)"]
+    waiting = [e for e in available_experiments() if e not in counts]
+    if waiting:
+        lines.append("declared in experiments/ with no records there yet (python -m childtuning.train -m exp=<name> "
+                     "makes them): " + ", ".join(waiting))
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m childtuning.aggregate", description=__doc__.split("\n")[0])
-    parser.add_argument("experiment", help="experiment name (experiments/<name>.yaml, or the name its runs used)")
+    parser.add_argument("experiment", nargs="?", help="experiment name (experiments/<name>.yaml, or the name its "
+                                                      "runs used); without it, the experiments that can be aggregated")
     parser.add_argument("--results", default=default_results(),
                         help="results folder (default: $CHILDTUNING_RESULTS or 'results')")
     parser.add_argument("--experiment-file", default=None, help="read the table layout from this file instead")
     args = parser.parse_args(argv)
+    if args.experiment is None:
+        print(listing(args.results))
+        return 0
     out = Path(args.results) / args.experiment
     try:
         s = summarize(args.experiment, args.results, args.experiment_file)

@@ -17,10 +17,11 @@ The same numbers per layer follow, and a heat-map of each.
 Masks are compared only when every run has the same model, keep ratio, training-set size,
 selection rule, pruning and eligible tensors; otherwise aggregation stops (a matrix over mixed
 settings would partly measure the settings). Masks are read from
-`<results>/<experiment>/artifacts/<run_id>/child_mask.npz`; the pairwise counts are saved in
-`mask_overlap_counts.json` beside the records (keyed by run id and each mask's SHA-256, which
-the record holds), so the tables rebuild from records and counts when the masks (1-2 MB each for
-MiniLM) are not kept.
+`<results>/<experiment>/artifacts/<run_id>/child_mask.npz`; the pairwise counts are written with
+the tables, as `mask_overlap_counts.json` (the aggregator: beside the records; keyed by run id and
+each mask's SHA-256, which the record holds), so the tables rebuild from records and counts when
+the masks (1-2 MB each for MiniLM) are not kept. Summarizing reads only: a notebook writes nothing
+under results/.
 """
 from __future__ import annotations
 
@@ -92,7 +93,8 @@ def check_comparable(runs: pd.DataFrame, where: str) -> None:
 
 def counts(runs: pd.DataFrame, folder: Path) -> dict:
     """Sizes per run and layer and intersections per pair and layer: from the masks where they are
-    on disk (refreshing the counts file), else from the counts file, checked by each mask's SHA-256."""
+    on disk, else from the counts file beside the records, checked by each mask's SHA-256. Writes
+    nothing: rendering returns the counts (OverlapKind.render)."""
     path = folder / COUNTS_FILE
     saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"runs": {}, "pairs": {}}
     artifacts = folder / ARTIFACTS
@@ -124,8 +126,6 @@ def counts(runs: pd.DataFrame, folder: Path) -> dict:
             out["pairs"][pair] = saved["pairs"][pair]
         else:
             raise InputError(f"{path} has no counts for the pair {a}, {b} and their masks are not both on disk")
-    if masks:        # a refreshed count file: what the tables rebuild from when the masks are gone
-        path.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     return out
 
 
@@ -186,7 +186,8 @@ class OverlapTable(TableKind):
                              "run Child-Tuning_D, e.g. with trainer.epochs=0 for the mask only")
         check_comparable(runs, where)
         folder = Path(records.attrs["runs_dir"]).parent
-        pairs, layers = pair_frame(runs, counts(runs, folder))
+        data = counts(runs, folder)
+        pairs, layers = pair_frame(runs, data)
         tasks = [t for t in spec.expected["task"] if t in set(runs["task"])] + \
             sorted(set(runs["task"]) - set(spec.expected["task"]))
         ignored = sorted(set(records["run_id"]) - set(runs["run_id"]))
@@ -194,11 +195,13 @@ class OverlapTable(TableKind):
             if ignored else []
         return OverlapSummary(spec=spec, records=records, runs=runs, pairs=pairs, cells=cell_frame(pairs, tasks, layers),
                               layers=layers, missing=missing_runs(records, spec), outside=outside_grid(records, spec),
-                              skipped=skipped, notes=notes)
+                              skipped=skipped, notes=notes, counts=data)
 
     def render(self, s: OverlapSummary) -> dict[str, str]:
         csv = s.cells.to_csv(index=False, float_format="%.10g", na_rep="", lineterminator="\n")
-        return {"table.csv": csv, "table.md": render_markdown(s), "table.tex": render_latex(s)}
+        # the counts the tables rebuild from when the masks are gone
+        counts_json = json.dumps(s.counts, indent=1, sort_keys=True) + "\n"
+        return {"table.csv": csv, "table.md": render_markdown(s), "table.tex": render_latex(s), COUNTS_FILE: counts_json}
 
     def plot(self, s: OverlapSummary, folder: Path) -> list[Path]:
         return plot_heatmaps(s, folder)

@@ -29,6 +29,7 @@ class OverlapSummary:
     outside: list[str]
     skipped: list[str]
     notes: list[str]
+    counts: dict                   # mask_overlap_counts.json: sizes per run and layer, intersections per pair
 
     @property
     def n_expected(self) -> int:

@@ -1,0 +1,198 @@
+"""A new user's first commands, run as a user runs them (`python -m childtuning.train ...` in a
+subprocess): missing data, an unwritable results folder, mistyped keys and a SLURM launcher without
+SLURM are refused at launch with exit code 2 and the fix named, before any run starts or any folder
+is made; a dry run prints the plan and runs nothing."""
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from childtuning import hub, preflight
+from childtuning.config import load_task_config
+from conftest import REPO
+
+
+def launch(*args, cwd=REPO, env=None, path=None):
+    """`python -m childtuning.train <args>` in `cwd`, offline, wandb off, GLUE_DIR and results unset."""
+    base = {k: v for k, v in os.environ.items() if k not in ("GLUE_DIR", "CHILDTUNING_RESULTS", "HYDRA_FULL_ERROR")}
+    base.update({"WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **(env or {})})
+    if path is not None:
+        base["PATH"] = path
+    return subprocess.run([sys.executable, "-m", "childtuning.train", *args], cwd=cwd, env=base,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def fresh_clone(tmp_path_factory) -> Path:
+    """The package and its configs in a folder with nothing beside it (no ../shared/data/glue, no
+    data/glue): where a fresh clone's runs look for local data and find none."""
+    clone = tmp_path_factory.mktemp("alone") / "clone"
+    for part in ("childtuning", "conf", "experiments"):
+        shutil.copytree(REPO / part, clone / part, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+    return clone
+
+
+def empty_hub_cache(tmp_path) -> dict:
+    (tmp_path / "hf").mkdir(exist_ok=True)
+    return {"HF_HOME": str(tmp_path / "hf"), "HF_DATASETS_CACHE": str(tmp_path / "hf" / "datasets")}
+
+
+# ---------------------------------------------------------------- data that cannot be read (issue 29, item 1)
+@pytest.mark.parametrize("sweep", [True, False], ids=["sweep", "single run"])
+def test_a_fresh_clone_without_data_is_refused_at_launch_naming_glue_dir(fresh_clone, tmp_path, sweep):
+    out = launch(*(["-m"] if sweep else []), "exp=smoke", f"paths.results={tmp_path}/results",
+                 f"paths.cache={tmp_path}/cache", cwd=fresh_clone, env=empty_hub_cache(tmp_path))
+    assert out.returncode == 2, out.stdout + out.stderr
+    err = out.stderr
+    assert "task rte: the train and dev splits have no local copy" in err and f"{fresh_clone}/data/glue" in err
+    assert "hub dataset nyu-mll/glue/rte is not in the local datasets cache" in err and "offline mode is on" in err
+    assert "GLUE_DIR" in err and "RTE/train.tsv" in err
+    assert "Traceback" not in err and "start " not in out.stdout and "Launching" not in out.stdout + err
+    assert not list((tmp_path / "results").glob("smoke/runs/*.json")) and not (tmp_path / "results" / "smoke" / "hydra").exists()
+
+
+def test_a_cached_hub_dataset_passes_offline_and_the_hub_is_asked_once_per_dataset(tmp_path, monkeypatch):
+    from datasets import config
+
+    monkeypatch.setattr(config, "HF_DATASETS_CACHE", tmp_path)
+    monkeypatch.setattr(config, "HF_HUB_OFFLINE", True)
+    hub.dataset_problem.cache_clear()
+    assert "offline mode is on" in hub.dataset_problem("nyu-mll/glue", "rte")
+    (tmp_path / "nyu-mll___glue" / "rte" / "0.0.0" / "abc123").mkdir(parents=True)   # the layout `datasets` caches in
+    hub.dataset_problem.cache_clear()
+    assert hub.dataset_problem("nyu-mll/glue", "rte") is None
+    assert "offline mode is on" in hub.dataset_problem("nyu-mll/glue", "mrpc")          # another configuration
+
+    asked = []
+
+    class Hub:
+        def dataset_info(self, path, timeout):
+            asked.append(path)
+            raise ConnectionError("no route to host")
+    monkeypatch.setattr(config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr("huggingface_hub.HfApi", Hub)
+    hub.dataset_problem.cache_clear()
+    task = load_task_config("cola")
+    cfg = type("Cfg", (), {"task": task, "targets": [], "paths": type("P", (), {"glue_dir": None})()})()
+    monkeypatch.setattr("childtuning.readers.glue_dir_candidates", lambda configured: [tmp_path / "none"])
+    for _ in range(3):                                             # three cells of one sweep, train and dev each
+        problems = preflight.data_problems(cfg)
+    assert asked == ["nyu-mll/glue"] and len(problems) == 1
+    assert "the hub cannot be reached (ConnectionError: no route to host)" in problems[0] and "GLUE_DIR" in problems[0]
+    hub.dataset_problem.cache_clear()
+
+
+# ---------------------------------------------------------------- an unwritable results folder (item 2)
+def test_a_single_run_into_an_unwritable_results_folder_exits_2_without_a_trace(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")            # a folder inside a file cannot be made, not even by root
+    out = launch("exp=smoke", f"paths.results={blocker}/results", f"paths.cache={tmp_path}/cache",
+                 f"paths.glue_dir={tmp_path}/unused")
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert out.stderr.startswith(f"error: cannot write run records in {blocker}/results/smoke/runs: Not a directory "
+                                 "(ENOTDIR)") and "paths.results=" in out.stderr
+    assert "Traceback" not in out.stderr and "start " not in out.stdout
+
+
+def test_a_refused_single_run_leaves_no_hydra_folder(tmp_path):
+    out = launch("exp=smoke", "trainer.lr=-1", f"paths.results={tmp_path}/results", f"paths.cache={tmp_path}/cache")
+    assert out.returncode == 2 and "trainer.lr must be positive" in out.stderr.replace(
+        "trainer.lr and trainer.max_length", "trainer.lr"), out.stderr
+    assert not (tmp_path / "results" / "smoke" / "hydra").exists()
+
+
+# ---------------------------------------------------------------- messages through Hydra (item 5)
+def test_a_mistyped_key_names_the_key_meant(tmp_path):
+    out = launch("exp=smoke", "trainer.lrr=1e-5", f"paths.results={tmp_path}")
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith("error: trainer.lrr=1e-5: no setting trainer.lrr in the config; did you mean trainer.lr?")
+    assert "+trainer.lrr=... does not help" in out.stderr and "To append to your config" not in out.stderr
+    assert not (tmp_path / "smoke").exists()
+
+
+def test_a_sweep_key_that_some_cells_lack_names_them(tmp_path):
+    out = launch("-m", "exp=smoke", "method=vanilla,child_tuning_d", "method.keep_ratio=0", f"paths.results={tmp_path}")
+    assert out.returncode == 2, out.stderr
+    assert ("error: method.keep_ratio=0: method.keep_ratio is not a setting of 2 of 4 cell(s) of this sweep: "
+            "method=vanilla seed=1, method=vanilla seed=2") in out.stderr
+    out = launch("-m", "exp=smoke", "method=child_tuning_d,child_tuning_f", "method.keep_ratio=0", f"paths.results={tmp_path}")
+    assert out.returncode == 2 and "every cell of this sweep has method.keep_ratio" in out.stderr
+    assert "'method.keep_ratio=choice(0)'" in out.stderr
+
+
+def test_an_old_schema_key_in_a_task_file_says_where_it_lives_now(tmp_path):
+    conf = tmp_path / "conf"
+    shutil.copytree(REPO / "conf", conf, symlinks=False)
+    with open(conf / "task" / "rte.yaml", "a") as f:
+        f.write("keep_ratio: {child_tuning_d: 0.3}\n")           # schema 1's per-task table
+    out = launch("--config-path", str(conf), "exp=smoke", f"paths.results={tmp_path}/results")
+    assert out.returncode == 2, out.stderr
+    assert f"config error at `task.keep_ratio` (set in conf/task/rte.yaml" in out.stderr
+    assert "conf/method_task/<method>_<task>.yaml" in out.stderr
+
+
+def test_a_missing_experiment_or_config_file_is_refused_with_the_name_meant(tmp_path):
+    out = launch("exp=smok", f"paths.results={tmp_path}")        # Hydra alone would run the defaults
+    assert out.returncode == 2 and "exp=smok: there is no conf/exp/smok.yaml; did you mean exp=smoke?" in out.stderr
+    out = launch("exp=smoke", "method=vanila", f"paths.results={tmp_path}")
+    assert out.returncode == 2 and "method=vanila: there is no conf/method/vanila.yaml; did you mean method=vanilla?" \
+        in out.stderr
+    assert not list(tmp_path.iterdir())
+
+
+# ---------------------------------------------------------------- the SLURM launcher without SLURM (item 6)
+def test_the_slurm_launcher_without_slurm_is_refused_before_submitting(tmp_path, synthetic_glue):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    out = launch("-m", "exp=smoke", "hydra/launcher=slurm", f"paths.results={tmp_path}", f"paths.glue_dir={synthetic_glue}",
+                 path=str(Path(sys.executable).parent))           # no sbatch, no srun on PATH
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "hydra/launcher=slurm submits each run as a SLURM job, but sbatch and srun are not on PATH" in out.stderr
+    assert "Could not detect" not in out.stderr and not list(tmp_path.iterdir())
+
+
+# ---------------------------------------------------------------- the dry run (item 7)
+def test_a_dry_run_prints_each_cells_fate_and_cost_and_runs_nothing(tmp_path, synthetic_glue):
+    import childtuning.train as train_mod
+    from childtuning.config import compose
+
+    results = tmp_path / "results"
+    base = ("exp=smoke", f"paths.glue_dir={synthetic_glue}", f"paths.results={results}", f"paths.cache={tmp_path}/cache")
+    done = train_mod.run(compose(*base, "method=vanilla", "seed=1"))                       # complete
+    other = train_mod.run(compose(*base, "method=child_tuning_d", "seed=1", "experiment=elsewhere"))   # reused
+    before = sorted(p.name for p in results.rglob("*.json"))
+    out = launch("-m", *base, "seed=1,2,3", "preflight.dry_run=true")
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = {cell: line for line in out.stdout.splitlines() for cell in
+             [f"method={m} seed={s}" for m in ("vanilla", "child_tuning_d") for s in (1, 2, 3)] if f" {cell} " in line}
+    assert lines["method=vanilla seed=1"].startswith("  complete") and done["run_id"] in lines["method=vanilla seed=1"]
+    assert lines["method=child_tuning_d seed=1"].startswith("  reused") and "experiment elsewhere" in \
+        lines["method=child_tuning_d seed=1"] and other["run_id"] in lines["method=child_tuning_d seed=1"]
+    assert "about " in lines["method=vanilla seed=2"] and "median of 1 record(s) of tiny_bert/rte/vanilla" in \
+        lines["method=vanilla seed=2"]
+    assert "median of 1 record(s) of tiny_bert/rte/child_tuning_d" in lines["method=child_tuning_d seed=3"]
+    assert "cells: 4 to run, 1 complete, 1 reused" in out.stdout
+    assert sorted(p.name for p in results.rglob("*.json")) == before and not (results / "smoke" / "hydra").exists()
+
+    out = launch("-m", *base, "seed=1,2", "trainer.lr=4e-5,-1", "preflight.dry_run=true")   # refused cells: exit 2
+    assert out.returncode == 2 and "refused" in out.stdout and "the sweep is refused" in out.stderr
+    assert sorted(p.name for p in results.rglob("*.json")) == before
+
+
+def test_the_plan_scales_an_earlier_runs_time_by_examples_and_epochs():
+    from childtuning.plan import estimate
+
+    runs = [{"model": "m", "task": "t", "method": "a", "prepare_s": 10.0, "train_s": 100.0, "examples": 1000,
+             "epochs": 2, "subset": True, "threads": 1, "device": "cpu"},
+            {"model": "m", "task": "t", "method": "b", "prepare_s": 0.0, "train_s": 40.0, "examples": 4000,
+             "epochs": 1, "subset": False, "threads": 2, "device": "cpu"}]
+    cell = {"model": "m", "task": "t", "method": "a", "examples": 500, "epochs": 4}
+    assert estimate(cell, runs)[0] == pytest.approx(10 * 0.5 + 100 * 0.5 * 2)
+    assert estimate({**cell, "examples": None}, runs)[0] == pytest.approx(10 * 4 + 100 * 4 * 2)  # whole set: 4000
+    seconds, basis = estimate({**cell, "method": "c"}, runs)                 # no record of c: model and task
+    assert seconds == pytest.approx(statistics.median([10 * 0.5 + 100 * 0.5 * 2, 40 * 0.125 * 4]))
+    assert "m/t," in basis and "2 record(s)" in basis
+    assert estimate({**cell, "task": "u"}, runs) == (None, "no earlier record of m on u")
