@@ -107,7 +107,7 @@ def sweep_configs(experiment: str, overrides: list[str]) -> list[dict]:
 
     from childtuning.config import validate
     from childtuning.preflight import CellComposer
-    from childtuning.report.grid import EXPERIMENTS_DIR, composer
+    from childtuning.sweep import EXPERIMENTS_DIR, composer
     from childtuning.sweep import jobs
 
     with composer(EXPERIMENTS_DIR / f"{experiment}.yaml") as compose_with:

@@ -57,7 +57,7 @@ def composer(path: Path):
     experiments/ is composed from a temporary copy added to Hydra's search path."""
     path = Path(path)
     with ExitStack() as stack:
-        if path.resolve().parent == EXPERIMENTS_DIR.resolve():
+        if path.resolve().parent == (CONF_DIR / "exp").resolve():     # where Hydra finds `exp=<name>`
             base = [f"exp={path.stem}"]
         else:
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))

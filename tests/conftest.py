@@ -155,3 +155,34 @@ def run_notebook(name: str, monkeypatch, **env) -> tuple[str, list]:
     text = "".join(str(o.get("data", {}).get("text/markdown", "")) + str(o.get("data", {}).get("text/plain", ""))
                    + str(o.get("text", "")) for o in outputs)
     return text, [o for o in outputs if "image/png" in o.get("data", {})]
+
+
+def declared_digest(experiment: str) -> str:
+    """The digest of experiments/<experiment>.yaml's own table.comparisons block: what a run made
+    under that declaration carries (hand-made records stamp it to count as made after it)."""
+    import yaml
+
+    from childtuning import comparisons
+
+    text = yaml.safe_load((REPO / "experiments" / f"{experiment}.yaml").read_text(encoding="utf-8"))
+    return comparisons.digest(((text or {}).get("table") or {}).get("comparisons"))
+
+
+def write_targets(results, experiment: str, run: dict, targets: dict) -> None:
+    """Target records (childtuning/target_records.py) of the hand-made run record `run`: `targets`
+    maps "task:split" to {main_metric, metrics[, near_constant, majority_class]}."""
+    import json
+
+    from childtuning import target_records
+
+    folder = Path(results) / experiment / "targets"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, t in targets.items():
+        task, _, split = name.partition(":")
+        entry = {"task": task, "split": split or "dev", "label_map": {"name": "by_name", "pairs": {}}}
+        made = target_records.build(run, entry, {
+            "metrics": t["metrics"], "main_metric": t["main_metric"], "reason": None, "predictions": None,
+            "near_constant": t.get("near_constant"), "majority_class": t.get("majority_class"), "size": 10,
+            "dropped": 0, "source": "synthetic", "fingerprint": "0" * 16, "model_from": "end of run",
+            "seconds": t.get("seconds"), "device": None})
+        (folder / f"{made['run_id']}.json").write_text(json.dumps(made, allow_nan=True))

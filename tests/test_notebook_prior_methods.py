@@ -4,7 +4,7 @@ methods' own statistics and their cost; and of wd_pretrained_strength_cpu: score
 import numpy as np
 import pytest
 
-from conftest import run_notebook
+from conftest import declared_digest, run_notebook
 from test_aggregate import write
 from test_notebook_ablations import record
 
@@ -43,6 +43,7 @@ def build(results):
                 r = record("wd_pretrained_strength_cpu", task, "wd_pretrained", seed, 80.0 - lam / 10 + rng.random(),
                            tag=f"l{lam}", method__coupled_strength=lam, trainer__lr=1e-4)
                 r["history"][-1].update(train_loss=0.5 + lam / 100, loss_terms={"l2_to_pretrained": lam / 100})
+                r["comparisons_digest"] = declared_digest("wd_pretrained_strength_cpu")   # made under its declaration
                 strength.append(r)
     write(results, *strength, experiment="wd_pretrained_strength_cpu")
 

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 from omegaconf import open_dict
 
-import childtuning.report.spec as spec_mod
+import childtuning.report.spec as spec_mod  # noqa: F401
+import childtuning.sweep as sweep_mod
 import childtuning.train as train_mod
 from childtuning import SCHEMA_VERSION, protocol
 from childtuning.aggregate import aggregate
@@ -69,7 +70,7 @@ def experiments(tmp_path, monkeypatch):
     folder.mkdir()
     (folder / "search.yaml").write_text(SEARCH)
     (folder / "tuned.yaml").write_text(TUNED.replace("SEEDS", "1,2"))
-    monkeypatch.setattr(spec_mod, "EXPERIMENTS_DIR", folder)
+    monkeypatch.setattr(sweep_mod, "EXPERIMENTS_DIR", folder)
     return folder
 
 

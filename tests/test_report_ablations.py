@@ -16,6 +16,7 @@ from childtuning.errors import InputError
 from childtuning.report.emp import expected_max
 from childtuning.report.inference import holm
 from test_aggregate import EXPERIMENT_YAML, record, write
+from conftest import write_targets
 
 
 # ----------------------------------------------------------------------------- Holm
@@ -254,9 +255,11 @@ table:
     for method, shift in (("vanilla", 0.0), ("child_tuning_d", 5.0)):
         for seed, v in zip((1, 2, 3), (60.0, 62.0, 65.0)):
             r = record("rte", method, seed, v + shift * (1 + seed / 10))
-            r.update(experiment="dt", targets={"mrpc:dev": {"main_metric": "f1", "metrics": {"f1": 70 + seed + shift * seed}}})
+            r.update(experiment="dt")
+            target = {"main_metric": "f1", "metrics": {"f1": 70 + seed + shift * seed}}
             if method == "child_tuning_d" and seed == 1:     # a run flagged on its own dev set, not on the target
-                r["near_constant"], r["targets"]["mrpc:dev"]["near_constant"] = True, False
+                r["near_constant"], target["near_constant"] = True, False
+            write_targets(tmp_path, "dt", r, {"mrpc:dev": target})
             recs.append(r)
     write(tmp_path, *recs, experiment="dt")
     cells = aggregate("dt", tmp_path, spec)

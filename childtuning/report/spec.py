@@ -14,7 +14,8 @@ from ..tuning import check_protocol, check_stand_in, read_protocol
 from ..errors import InputError
 from ..metrics import METRICS
 from . import registry
-from ..sweep import (EXPERIMENTS_DIR, available_experiments, axis_value, composer, find_experiment_file,  # noqa: F401
+from .. import sweep
+from ..sweep import (available_experiments, axis_value, composer, find_experiment_file,  # noqa: F401
                      sweep_grid, unknown_experiment)
 
 DEFAULT_KIND = "glue"
@@ -85,7 +86,7 @@ def own_comparisons(path: Path) -> dict:
 
 def joiners(parent: str) -> list[str]:
     """The experiments whose files declare `joins: <parent>` (experiments/*.yaml), sorted."""
-    return sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml") if own_comparisons(p).get("joins") == parent)
+    return sorted(p.stem for p in sweep.EXPERIMENTS_DIR.glob("*.yaml") if own_comparisons(p).get("joins") == parent)
 
 
 def pooled_with(experiment: str, joins: str | None) -> list[str]:
@@ -105,9 +106,9 @@ def check_joins(spec: TableSpec, path: Path) -> None:
                          "itself (the joined experiment finds its joiners by reading their files)")
     if joins is None:
         return
-    parent = EXPERIMENTS_DIR / f"{joins}.yaml"
+    parent = sweep.EXPERIMENTS_DIR / f"{joins}.yaml"
     if joins == spec.experiment or not parent.is_file():
-        raise InputError(f"{where}: {joins!r} must be another experiment with a file in {EXPERIMENTS_DIR} "
+        raise InputError(f"{where}: {joins!r} must be another experiment with a file in {sweep.EXPERIMENTS_DIR} "
                          f"(available: {', '.join(available_experiments())})")
     if own_comparisons(parent).get("joins"):
         raise InputError(f"{where}: {joins} itself joins {own_comparisons(parent)['joins']}: join that family instead")
