@@ -21,7 +21,7 @@ from pathlib import Path
 from .errors import InputError
 from .record import RUNS, default_results, runs_dir
 from .report import load_records, load_spec
-from .report.records import config_value
+from .report.frames import config_value
 from .report.stats import missing_runs, outside_grid
 from .sweep import axis_value
 from .tuning import (HELDOUT, RULE_TEXT, RULES, SCORE_ON, check_protocol, read_protocol,  # noqa: F401

@@ -113,7 +113,7 @@ class TaskConfig:
     stratified_subsample: bool = added_later(False)
     resplit: Optional[ResplitConfig] = added_later(None)
     # Named maps from another task's predicted labels to this task's, used when this task is an
-    # evaluation target (childtuning/transfer.py); the map used is recorded with the target.
+    # evaluation target (childtuning/label_maps.py); the map used is recorded with the target.
     label_maps: dict[str, dict[str, str]] = not_outcome(default_factory=dict)
 
 

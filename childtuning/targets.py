@@ -27,7 +27,7 @@ from . import data, readers, target_records
 from . import metrics as metrics_lib
 from .errors import InputError
 from .target_records import missing  # noqa: F401 (used as targets.missing by the runner)
-from .transfer import LabelMapping, check_target
+from .label_maps import LabelMapping, check_target
 
 
 

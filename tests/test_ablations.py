@@ -11,7 +11,7 @@ from childtuning import fisher_cache, seeding
 from childtuning.config import validate
 from childtuning.errors import InputError
 from childtuning.record import run_id
-from childtuning.selection import SELECTIONS
+from childtuning.child_networks import SELECTIONS
 from conftest import compose_cfg
 
 

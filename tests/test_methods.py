@@ -7,7 +7,7 @@ import childtuning.train as train_mod
 from childtuning import seeding
 from childtuning.errors import InputError
 from childtuning.methods import REGISTRY, Method, register
-from childtuning.selection import SELECTIONS, selection
+from childtuning.child_networks import SELECTIONS, selection
 from conftest import compose_cfg
 
 # stream_seed(7, name) as the first release computed it (before streams were opened to any name):

@@ -4,7 +4,7 @@ import pytest
 
 from childtuning.config import load_task_config
 from childtuning.errors import InputError
-from childtuning.transfer import check_target, resolve
+from childtuning.label_maps import check_target, resolve
 
 E, N, C = 0, 1, 2           # MNLI's class indices: entailment, neutral, contradiction
 PREDICTIONS = [E, N, C, C, E, N, E, C]

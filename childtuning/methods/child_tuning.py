@@ -20,7 +20,7 @@ from ..fields import added_later
 from ..fisher import INTERPOLATIONS, fisher_information
 from ..layers import layer_of
 from ..masks import SAMPLERS, BernoulliMasker
-from ..selection import SELECTIONS
+from ..child_networks import SELECTIONS
 from .base import EligibleRule, Method, MethodConfig, register
 
 

@@ -46,7 +46,7 @@ give byte-identical files.
 """
 from . import curve, domain_transfer, glue, overlap, task_transfer  # noqa: F401  (register the table kinds)
 from .cli import aggregate, main, summarize, write_outputs
-from .records import load_records
+from .frames import load_records
 from .registry import KINDS, TableKind, register
 from .spec import TableSpec, available_experiments, infer_spec, load_spec
 from .inference import compare, holm

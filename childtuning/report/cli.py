@@ -19,7 +19,7 @@ import pandas as pd
 from ..errors import InputError
 from ..record import RUNS, default_results, runs_dir
 from . import family, registry
-from .records import load_records
+from .frames import load_records
 from .spec import available_experiments, find_experiment_file, infer_spec, load_spec, pooled_with, unknown_experiment
 
 

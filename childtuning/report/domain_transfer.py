@@ -15,7 +15,7 @@ import pandas as pd
 from ..errors import InputError
 from .family import legend
 from .markdown import compute_lines
-from .records import flag
+from .frames import flag
 from .registry import TableKind, register
 from .stats import (COMPARISON, compare_cells, finite, missing_runs, near_constant_counts, outside_grid,
                     status_counts)

@@ -9,7 +9,7 @@ import pandas as pd
 
 from .emp import emp_lines
 from .family import legend
-from .records import timestamp
+from .frames import timestamp
 from .stats import cell_groups, near_constant_counts
 from .summary import Summary
 from .text import NA, UNKNOWN, cell_text, md_table, near_constant_legend, near_constant_text, num, paper_text, signed, \

@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..integrity import problem
 from ..probe.records import REQUIRED, probes_dir
-from .records import device_label, flag, score, timestamp
+from .frames import device_label, flag, score, timestamp
 
 PROBE_COLUMNS = ["run_id", "file", "model", "method", "seed", "source_run_id", "source_task", "task", "head_seed",
                  "status", "reason", "metric", "value", "history", "train_seconds", "feature_seconds", "seconds",

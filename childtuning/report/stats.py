@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from ..sweep import CONF_DIR
 from .inference import EMPTY, compare
-from .records import score
+from .frames import score
 
 STATUS_ORDER = ("ok", "degenerate", "diverged", "failed")
 # table.csv: the cell's axes (model, task, method, then any extra row axes), then these

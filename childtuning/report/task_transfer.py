@@ -31,7 +31,7 @@ from .probes import load_probes
 from .inference import EMPTY, compare
 from .registry import TableKind, register
 from .stats import COMPARISON, compare_averages, finite, near_constant_counts, status_counts
-from .transfer_render import plot_targets, render_latex, render_markdown
+from .task_transfer_render import plot_targets, render_latex, render_markdown
 
 CSV_COLUMNS = ["model", "method", "target", "metric", "mean", "std", "spread", "n_sources", "n_sources_scored",
                "n_probes", "n_scored", "n_ok", "n_failed", "failed_by_status", "n_near_constant",
@@ -57,7 +57,7 @@ def probe_plan(path) -> dict:
 
 @dataclass
 class TransferSummary:
-    """Everything the renderers read (childtuning/report/transfer_render.py)."""
+    """Everything the renderers read (childtuning/report/task_transfer_render.py)."""
     spec: object
     records: pd.DataFrame          # the probe records, one row each
     sources: pd.DataFrame          # the experiment's own run records (the source runs)
