@@ -32,7 +32,7 @@ else
   CPU_SWEEP = $(PY) -m childtuning.train -m paths.results=$(RESULTS) $(PARALLEL)
 endif
 
-.PHONY: help setup test demo smoke plan tables reproduce-table1 reproduce-table1-cpu reproduce-domain-transfer \
+.PHONY: help setup test test-fast demo smoke plan tables reproduce-table1 reproduce-table1-cpu reproduce-domain-transfer \
 	reproduce-domain-transfer-cpu reproduce-task-transfer reproduce-task-transfer-cpu reproduce-task-transfer-std-cpu \
 	reproduce-prior-methods \
 	reproduce-prior-methods-cpu reproduce-child-networks-cpu bench \
@@ -56,6 +56,9 @@ $(SETUP): pyproject.toml
 
 test: $(SETUP)  ## run the test suite in TEST_JOBS=2 workers (offline; real-data tests skip when no GLUE folder is found)
 	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile
+
+test-fast: $(SETUP)  ## the development loop: the tests not marked slow (under a minute on 2 cores); an unmarked test over 5 s of CPU fails
+	CHILDTUNING_TEST_BUDGET_S=5 $(PY) -m pytest -q -n $(TEST_JOBS) -m "not slow"
 
 demo: $(SETUP)  ## the offline demo: MiniLM x MRPC (1k examples) x vanilla/CT-F/CT-D, then its table
 	$(SWEEP) exp=demo

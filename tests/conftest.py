@@ -186,3 +186,34 @@ def write_targets(results, experiment: str, run: dict, targets: dict) -> None:
             "dropped": 0, "source": "synthetic", "fingerprint": "0" * 16, "model_from": "end of run",
             "seconds": t.get("seconds"), "device": None})
         (folder / f"{made['run_id']}.json").write_text(json.dumps(made, allow_nan=True))
+
+
+# ---------------------------------------------------------------- the fast loop's budget
+# `make test-fast` runs the tests not marked `slow` with CHILDTUNING_TEST_BUDGET_S=5: an unmarked test
+# whose CPU time (this process and the subprocesses it waited for, so a loaded machine does not
+# count against it) exceeds the budget fails, naming the fix. `make test` (CI) sets no budget.
+BUDGET_S = float(os.environ.get("CHILDTUNING_TEST_BUDGET_S") or 0)
+
+
+def _cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    started = _cpu_seconds()
+    yield
+    item._cpu_seconds = _cpu_seconds() - started
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    spent = getattr(item, "_cpu_seconds", 0.0)
+    if BUDGET_S and call.when == "call" and report.passed and item.get_closest_marker("slow") is None \
+            and spent > BUDGET_S:
+        report.outcome = "failed"
+        report.longrepr = (f"{item.nodeid} took {spent:.1f} s of CPU time, over the fast loop's budget of "
+                           f"{BUDGET_S:g} s: mark it @pytest.mark.slow (it still runs in `make test`), or make it cheaper")

@@ -101,6 +101,7 @@ def test_random_keeps_exactly_tops_count_from_its_own_stream():
     assert abs(int(m1[0].sum()) / k - 1000 / 1300) < 0.1
 
 
+@pytest.mark.slow
 def test_random_masks_are_uniform_over_positions():
     scores = [torch.rand(50), torch.rand(30)]
     hits = torch.zeros(80)
@@ -138,6 +139,7 @@ def test_prune_zeroes_the_non_child_weights_which_stay_zero(tmp_path, synthetic_
 
 
 # ----------------------------------------------------------------------------- Fisher cache
+@pytest.mark.slow
 def test_fisher_cache_hit_gives_the_bit_identical_mask(tmp_path, synthetic_glue):
     first = train_mod.run(tiny(tmp_path, synthetic_glue, "method=child_tuning_d", "experiment=a"))
     # another learning rate, keep ratio and rule: the same Fisher pass
@@ -164,6 +166,7 @@ def test_combinations_do_not_use_the_cache():
     assert combined.parts["child_tuning_d"].cache_dir is None and combined.parts["mixout"].cache_dir is None
 
 
+@pytest.mark.slow
 def test_a_changed_training_example_misses_the_cache(tmp_path, synthetic_glue):
     every = ("method=child_tuning_d", "task.max_train_samples=null", "reuse=false")   # the whole (changed) file
     first = train_mod.run(tiny(tmp_path, synthetic_glue, *every, "experiment=a"))
@@ -223,6 +226,7 @@ def test_cache_key_changes_with_every_input(tmp_path, synthetic_glue):
 
 
 # ----------------------------------------------------------------------------- mask-only runs
+@pytest.mark.slow
 def test_mask_only_run_records_the_child_network_of_a_trained_run(tmp_path, synthetic_glue):
     trained = train_mod.run(tiny(tmp_path, synthetic_glue, "method=child_tuning_d", "experiment=a",
                                  "impl.fisher_cache=false"))
@@ -241,6 +245,7 @@ def outcome(record):
     return record["metrics"], record["history"], record["steps"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["child_tuning_f", "child_tuning_d"])
 def test_keep_ratio_one_with_vanillas_settings_is_vanilla(tmp_path, synthetic_glue, name):
     """Child-Tuning at keep ratio 1 with vanilla's warm-up, no-decay rule and optimizer settings is
@@ -289,6 +294,7 @@ table:
 """
 
 
+@pytest.mark.slow
 def test_mask_only_runs_feed_the_overlap_table(tmp_path, synthetic_glue):
     from omegaconf import open_dict
 

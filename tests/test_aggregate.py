@@ -92,6 +92,7 @@ def cell(frame, task, method):
     return rows.iloc[0]
 
 
+@pytest.mark.slow
 def test_cell_statistics_and_status_policy(results, spec):
     frame = aggregate("unit", results, experiment_file=spec)
     assert list(frame[["task", "method"]].itertuples(index=False, name=None)) == [
@@ -117,6 +118,7 @@ def test_cell_statistics_and_status_policy(results, spec):
     assert empty["metric"] == "f1"                      # from conf/task/mrpc.yaml
 
 
+@pytest.mark.slow
 def test_run_time_per_cell_and_in_total(tmp_path, spec):
     """Run time comes from started_at/finished_at; a record without them is counted but not timed."""
     out = tmp_path / "results"
@@ -139,6 +141,7 @@ def test_run_time_per_cell_and_in_total(tmp_path, spec):
     assert "Devices: cpu, 1 thread (2 runs); cpu, 2 threads (1 run)." in md
 
 
+@pytest.mark.slow
 def test_a_resumed_run_counts_its_measured_time_not_its_last_attempts_stamps(tmp_path, spec):
     """A run resumed from a checkpoint has the start stamp of its last attempt and train_seconds
     summed over all attempts: it counts at its measured time, and the split stays non-negative."""
@@ -157,6 +160,7 @@ def test_a_resumed_run_counts_its_measured_time_not_its_last_attempts_stamps(tmp
     assert "everything else (imports, loading data and weights, tokenising, writing) 0.3%" in md
 
 
+@pytest.mark.slow
 def test_child_network_section_averages_kept_fraction_per_layer(tmp_path, spec):
     out = tmp_path / "results"
     runs = [record("rte", "child_tuning_d", seed, 70.0) for seed in (1, 2)]
@@ -174,6 +178,7 @@ def test_child_network_section_averages_kept_fraction_per_layer(tmp_path, spec):
     assert "## Child network" not in (tmp_path / "plain" / "unit" / "table.md").read_text()
 
 
+@pytest.mark.slow
 def test_difference_to_baseline_matches_scipy(results, spec):
     """Paired by seed (the default design): Δ is the mean paired difference over the seeds scored on
     both sides, with scipy's paired t interval and paired t-test."""
@@ -193,6 +198,7 @@ def test_difference_to_baseline_matches_scipy(results, spec):
     assert "Student t interval of the mean paired difference" in md and "p: paired t-test" in md
 
 
+@pytest.mark.slow
 def test_the_average_row_is_tested_on_each_seeds_average_over_the_tasks(tmp_path, spec):
     """Avg: the paired interval and test over each seed's average over the tasks, seeds scored on
     every task only (a seed that lacks a task drops out), inside the one Holm family."""
@@ -220,6 +226,7 @@ def test_the_average_row_is_tested_on_each_seeds_average_over_the_tasks(tmp_path
     assert "m = 3: every comparison of this table that has a p-value" in md
 
 
+@pytest.mark.slow
 def test_combinations_are_compared_with_each_part_they_add_to(tmp_path):
     """A table with `a+b`, `a` and `b` rows gets a section comparing a+b with b (what a adds) and
     with a (what b adds), seed-paired, in the table's one Holm family; a table without
@@ -256,6 +263,7 @@ def test_combinations_are_compared_with_each_part_they_add_to(tmp_path):
     assert "## What each part" not in (tmp_path / "plain" / "unit" / "table.md").read_text()
 
 
+@pytest.mark.slow
 def test_table_md_lists_missing_runs_and_unknowns(results, spec):
     aggregate("unit", results, experiment_file=spec)
     md = (results / "unit" / "table.md").read_text()
@@ -271,6 +279,7 @@ def test_table_md_lists_missing_runs_and_unknowns(results, spec):
     assert row.split(" | ")[-2] == "–"
 
 
+@pytest.mark.slow
 def test_records_outside_the_grid_are_aggregated_and_noted(results, spec):
     write(results, record("rte", "vanilla", 7, 65.0))   # a seed the grid does not declare
     frame = aggregate("unit", results, experiment_file=spec)
@@ -279,6 +288,7 @@ def test_records_outside_the_grid_are_aggregated_and_noted(results, spec):
     assert "1 record(s) outside the declared grid" in md and "tiny_bert.rte.vanilla.s7" in md
 
 
+@pytest.mark.slow
 def test_unreadable_and_temporary_files_are_skipped(results, spec, capsys):
     runs = results / "unit" / "runs"
     (runs / "truncated.json").write_text('{"schema_version": 1, "run_id": "x", "mod')
@@ -295,6 +305,7 @@ def test_unreadable_and_temporary_files_are_skipped(results, spec, capsys):
         in (results / "unit" / "table.md").read_text()
 
 
+@pytest.mark.slow
 def test_rerun_gives_byte_identical_outputs(results, spec):
     out = results / "unit"
     aggregate("unit", results, experiment_file=spec)
@@ -313,6 +324,7 @@ def test_unknown_experiment_lists_the_available_ones(tmp_path):
         aggregate("nope", tmp_path)
 
 
+@pytest.mark.slow
 def test_no_records_says_where_and_how_to_make_them(tmp_path, spec, capsys):
     with pytest.raises(InputError, match=r"no run records .* in .*unit/runs.*python -m childtuning.train -m exp=unit"):
         aggregate("unit", tmp_path / "results", experiment_file=spec)
@@ -320,6 +332,7 @@ def test_no_records_says_where_and_how_to_make_them(tmp_path, spec, capsys):
     assert "error: no run records" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_command_line_exit_codes(tmp_path, results, spec):
     def cli(*args):
         return subprocess.run([sys.executable, "-m", "childtuning.aggregate", *args], cwd=REPO,
@@ -343,6 +356,7 @@ def lr_search_file(folder, sweep="      trainer.lr: 2e-5,1e-4\n", settings=""):
     return path
 
 
+@pytest.mark.slow
 def test_grid_comes_from_the_sweep_with_an_extra_row_axis(tmp_path):
     """A search table (rows: [model, method, trainer.lr]) splits cells by a config value; its grid,
     and so its missing runs, is the sweep: 2 tasks x 2 methods x 2 rates x 3 seeds."""
@@ -369,6 +383,7 @@ def test_grid_comes_from_the_sweep_with_an_extra_row_axis(tmp_path):
     assert "outside the declared grid" not in md
 
 
+@pytest.mark.slow
 def test_an_axis_not_swept_takes_the_experiments_value(tmp_path):
     """trainer.lr fixed in the experiment (not swept): one rate in the grid; a record at another rate is outside it."""
     path = lr_search_file(tmp_path / "experiments", sweep="", settings="trainer:\n  lr: 3.0e-5\n")
@@ -430,6 +445,7 @@ def test_a_misspelt_metric_or_statistic_is_refused_before_any_record_is_read(tmp
     assert not (tmp_path / "unit" / "table.md").exists()
 
 
+@pytest.mark.slow
 def test_a_registered_kind_renders_its_own_files(tmp_path, results):
     """A new table kind is a class registered by name; the shared code calls its hooks."""
     @register

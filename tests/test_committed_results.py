@@ -21,6 +21,7 @@ COMMITTED = sorted(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not COMMITTED, reason="no aggregated experiment under results/")
 @pytest.mark.parametrize("experiment", COMMITTED)
 def test_tables_reproduce_from_records(experiment, tmp_path):
@@ -55,6 +56,7 @@ def sweep_jobs(experiment: str) -> list[list[str]]:
     return [[f"exp={experiment}", *job] for job in sweep.jobs(dict(params))]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not COMMITTED, reason="no aggregated experiment under results/")
 @pytest.mark.parametrize("experiment", COMMITTED)
 def test_relaunch_finds_every_committed_run(experiment):

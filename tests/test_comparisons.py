@@ -79,6 +79,7 @@ def experiment_files() -> list[Path]:
     return sorted((REPO / "experiments").glob("*.yaml"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", experiment_files(), ids=lambda p: p.stem)
 def test_every_experiment_with_comparisons_declares_them(path):
     """An experiment whose table compares (a baseline, not the overlap kind) declares its block in

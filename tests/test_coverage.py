@@ -1,5 +1,7 @@
 """The tables' interval covers as it claims: a simulation of small seed studies (fixed seed, a few
 seconds), the same one `python -m childtuning.report.coverage` prints into results/coverage.md."""
+import pytest
+
 from childtuning.report import coverage
 
 from conftest import REPO  # noqa: E402
@@ -7,6 +9,7 @@ from conftest import REPO  # noqa: E402
 STUDIES, RESAMPLES, SEED = 4000, 1000, 0       # the command's defaults: results/coverage.md was made with them
 
 
+@pytest.mark.slow
 def test_paired_t_interval_covers_at_its_nominal_level_and_the_committed_figures_are_these():
     frame = coverage.coverage_table(STUDIES, RESAMPLES, SEED)
     text = coverage.render(frame, STUDIES, RESAMPLES, SEED)

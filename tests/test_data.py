@@ -43,6 +43,7 @@ def train_fingerprint(glue, *overrides) -> str:
     return data.fingerprint(splits["train"])
 
 
+@pytest.mark.slow
 def test_runner_subsample_is_the_same_for_every_method_and_follows_the_seed(synthetic_glue):
     per_method = {m: train_fingerprint(synthetic_glue, f"method={m}", "seed=1")
                   for m in ("vanilla", "child_tuning_f", "child_tuning_d")}

@@ -71,6 +71,7 @@ def test_results_index_links_every_study():
     assert not without_readme, f"committed studies without a results/<experiment>/README.md: {without_readme}"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("mkdocs") is None,
                     reason="mkdocs is not installed (pip install -e '.[dev]' installs it)")
 def test_docs_site_builds_strictly(tmp_path):

@@ -26,6 +26,7 @@ def target_records(results, experiment="dt") -> dict:
     return out
 
 
+@pytest.mark.slow
 def test_a_run_scores_each_target_into_its_own_record_and_keeps_the_in_domain_metric_main(tmp_path, synthetic_glue):
     rec = train_mod.run(tiny(tmp_path, synthetic_glue, "experiment=dt", f"targets=[{MRPC_MAP},rte:dev]"))
     assert "targets" not in rec and rec["main_metric"]["value"] == rec["metrics"]["accuracy"]   # in-domain stays main
@@ -63,6 +64,7 @@ def target_files(results, experiment="dt") -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((results / experiment / "targets").glob("*.json"))]
 
 
+@pytest.mark.slow
 def test_a_target_added_later_is_scored_by_the_command_from_the_kept_model_without_training(tmp_path, monkeypatch):
     """Declared up front, or added after the run and scored by childtuning.evaluate: the same
     scores, and no training step when it is added later."""
@@ -88,6 +90,7 @@ def test_a_target_added_later_is_scored_by_the_command_from_the_kept_model_witho
     assert evaluate.main(args) == 0 and len(target_files(later)) == 2        # nothing left to score
 
 
+@pytest.mark.slow
 def test_a_relaunch_with_one_more_target_scores_it_without_training(tmp_path, synthetic_glue, monkeypatch):
     first = train_mod.run(tiny(tmp_path, synthetic_glue, "experiment=dt", "targets=[rte:dev]"))
     monkeypatch.setattr(train_mod, "train", lambda *a, **k: pytest.fail("a kept model needs no training"))
@@ -125,6 +128,7 @@ def test_bad_targets_are_refused_before_any_model_loads(tmp_path, synthetic_glue
     assert not list(tmp_path.glob("*/runs/*.json"))
 
 
+@pytest.mark.slow
 def test_the_transfer_table_from_records(tmp_path, synthetic_glue):
     spec = tmp_path / "dt.yaml"
     spec.write_text("""# @package _global_
@@ -222,6 +226,7 @@ def test_notebook_runs_on_domain_transfer_records(tmp_path, monkeypatch):
     assert len(images) >= 2
 
 
+@pytest.mark.slow
 def test_the_held_out_target_scores_the_training_examples_outside_the_subset(tmp_path, synthetic_glue):
     """A tuning protocol's search scores candidates on `<task>:heldout`: the run's own training
     file less its training subset (no label map; regression too), never on the dev set."""

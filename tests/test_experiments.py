@@ -20,12 +20,14 @@ def test_every_experiment_file_is_found():
     assert {"smoke", "demo", "table1", "table1_cpu"} <= set(available_experiments())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("experiment", available_experiments())
 def test_experiment_name_is_the_file_name(experiment):
     assert OmegaConf.load(REPO / "experiments" / f"{experiment}.yaml").experiment == experiment
     assert load_spec(experiment).experiment == experiment        # the loader checks the composed value too
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("experiment", available_experiments())
 def test_table_grid_is_what_the_sweeper_launches(experiment):
     spec = load_spec(experiment)

@@ -69,6 +69,7 @@ def distilbert_family():
                            layer_pattern=r"(?:^|\.)transformer\.layer\.(\d+)\.")
 
 
+@pytest.mark.slow
 def test_a_new_family_is_one_file_and_one_model_yaml(tmp_path, synthetic_glue, monkeypatch):
     conf = tmp_path / "conf"
     shutil.copytree(REPO / "conf", conf, ignore=shutil.ignore_patterns("exp"))

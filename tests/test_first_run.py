@@ -42,6 +42,7 @@ def empty_hub_cache(tmp_path) -> dict:
 
 
 # ---------------------------------------------------------------- data that cannot be read (issue 29, item 1)
+@pytest.mark.slow
 @pytest.mark.parametrize("sweep", [True, False], ids=["sweep", "single run"])
 def test_a_fresh_clone_without_data_is_refused_at_launch_naming_glue_dir(fresh_clone, tmp_path, sweep):
     out = launch(*(["-m"] if sweep else []), "exp=smoke", f"paths.results={tmp_path}/results",
@@ -87,6 +88,7 @@ def test_a_cached_hub_dataset_passes_offline_and_the_hub_is_asked_once_per_datas
 
 
 # ---------------------------------------------------------------- an unwritable results folder (item 2)
+@pytest.mark.slow
 def test_a_single_run_into_an_unwritable_results_folder_exits_2_without_a_trace(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("")            # a folder inside a file cannot be made, not even by root
@@ -98,6 +100,7 @@ def test_a_single_run_into_an_unwritable_results_folder_exits_2_without_a_trace(
     assert "Traceback" not in out.stderr and "start " not in out.stdout
 
 
+@pytest.mark.slow
 def test_a_refused_single_run_leaves_no_hydra_folder(tmp_path):
     out = launch("exp=smoke", "trainer.lr=-1", f"paths.results={tmp_path}/results", f"paths.cache={tmp_path}/cache")
     assert out.returncode == 2 and "trainer.lr must be positive" in out.stderr.replace(
@@ -106,6 +109,7 @@ def test_a_refused_single_run_leaves_no_hydra_folder(tmp_path):
 
 
 # ---------------------------------------------------------------- messages through Hydra (item 5)
+@pytest.mark.slow
 def test_a_mistyped_key_names_the_key_meant(tmp_path):
     out = launch("exp=smoke", "trainer.lrr=1e-5", f"paths.results={tmp_path}")
     assert out.returncode == 2, out.stderr
@@ -114,6 +118,7 @@ def test_a_mistyped_key_names_the_key_meant(tmp_path):
     assert not (tmp_path / "smoke").exists()
 
 
+@pytest.mark.slow
 def test_a_sweep_key_that_some_cells_lack_names_them(tmp_path):
     out = launch("-m", "exp=smoke", "method=vanilla,child_tuning_d", "method.keep_ratio=0", f"paths.results={tmp_path}")
     assert out.returncode == 2, out.stderr
@@ -124,6 +129,7 @@ def test_a_sweep_key_that_some_cells_lack_names_them(tmp_path):
     assert "'method.keep_ratio=choice(0)'" in out.stderr
 
 
+@pytest.mark.slow
 def test_an_old_schema_key_in_a_task_file_says_where_it_lives_now(tmp_path):
     conf = tmp_path / "conf"
     shutil.copytree(REPO / "conf", conf, symlinks=False)
@@ -135,6 +141,7 @@ def test_an_old_schema_key_in_a_task_file_says_where_it_lives_now(tmp_path):
     assert "conf/method_task/<method>_<task>.yaml" in out.stderr
 
 
+@pytest.mark.slow
 def test_a_missing_experiment_or_config_file_is_refused_with_the_name_meant(tmp_path):
     out = launch("exp=smok", f"paths.results={tmp_path}")        # Hydra alone would run the defaults
     assert out.returncode == 2 and "exp=smok: there is no conf/exp/smok.yaml; did you mean exp=smoke?" in out.stderr
@@ -145,6 +152,7 @@ def test_a_missing_experiment_or_config_file_is_refused_with_the_name_meant(tmp_
 
 
 # ---------------------------------------------------------------- the SLURM launcher without SLURM (item 6)
+@pytest.mark.slow
 def test_the_slurm_launcher_without_slurm_is_refused_before_submitting(tmp_path, synthetic_glue):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     out = launch("-m", "exp=smoke", "hydra/launcher=slurm", f"paths.results={tmp_path}", f"paths.glue_dir={synthetic_glue}",
@@ -155,6 +163,7 @@ def test_the_slurm_launcher_without_slurm_is_refused_before_submitting(tmp_path,
 
 
 # ---------------------------------------------------------------- the dry run (item 7)
+@pytest.mark.slow
 def test_a_dry_run_prints_each_cells_fate_and_cost_and_runs_nothing(tmp_path, synthetic_glue):
     import childtuning.train as train_mod
     from childtuning.config import compose

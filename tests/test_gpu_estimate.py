@@ -20,6 +20,7 @@ def measurement(**per_task):
             "concurrency": [{"task": "cola", "jobs": 4, "speedup": 2.5}, {"task": "rte", "jobs": 4, "speedup": 2.0}]}
 
 
+@pytest.mark.slow
 def test_table1_estimate_is_the_benchmarks_own():
     """The estimator's arithmetic reproduces the Table 1 estimate gpu_throughput.py printed in the
     committed H200 run (480 runs, XLNet at the padded rate, a Fisher epoch per Child-Tuning_D run)."""
@@ -45,6 +46,7 @@ def test_gpu_study_estimate_by_hand():
     assert subset["hours_one_process"] == round(4 * 3 * (2 * 0.1 + 1.0) / 3600, 2)
 
 
+@pytest.mark.slow
 def test_what_the_measurement_cannot_answer_is_refused():
     m = measurement()
     del m["per_task"]["mrpc"]

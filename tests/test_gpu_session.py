@@ -53,6 +53,7 @@ def test_seeds_are_chosen_from_the_projection_and_finished_seeds_cost_nothing():
     assert gpu_session.choose_seeds([10, 5], set(range(1, 11)), per_seed, 0) == (10, {10: 0})
 
 
+@pytest.mark.slow
 def test_a_seed_is_complete_when_each_of_its_runs_has_a_record(tmp_path):
     for i in range(3):
         (tmp_path / f"a{i}.json").write_text(json.dumps({"seed": 1}))

@@ -41,6 +41,7 @@ def runs(digest):
     return out
 
 
+@pytest.mark.slow
 def test_records_made_under_another_declaration_are_refused_unless_the_file_says_so(tmp_path):
     path = experiment(tmp_path, margin="1.0")
     current = comparisons.digest({"design": "paired", "margin": 1.0})
@@ -54,6 +55,7 @@ def test_records_made_under_another_declaration_are_refused_unless_the_file_says
             aggregate("unit", tmp_path / name, experiment_file=path)
 
 
+@pytest.mark.slow
 def test_an_amendment_lets_the_table_through_and_the_legend_states_it(tmp_path):
     path = experiment(tmp_path, margin="1.0", amended=AMENDMENT)
     mixed = runs(comparisons.digest(None))[:4] + runs(None)[4:]           # 4 under the old block, 2 under none
@@ -64,6 +66,7 @@ def test_an_amendment_lets_the_table_through_and_the_legend_states_it(tmp_path):
             "6 record(s), 4 were made under another declaration and 2 under none") in md
 
 
+@pytest.mark.slow
 def test_a_declared_margin_says_per_comparison_whether_the_interval_lies_inside_it(tmp_path):
     stamp = comparisons.digest({"margin": 1.0})
     write(tmp_path / "r", *runs(stamp))
@@ -82,6 +85,7 @@ def test_a_declared_margin_says_per_comparison_whether_the_interval_lies_inside_
     assert "equivalent" not in md and "means no evidence of a difference, not evidence of none" in md
 
 
+@pytest.mark.slow
 def test_near_constant_runs_are_counted_and_old_records_are_unknown(tmp_path):
     made = runs(comparisons.digest({"margin": None}))
     made[3]["near_constant"], made[4]["near_constant"] = True, False       # child_tuning_d seeds 1 and 2
@@ -144,6 +148,7 @@ def test_joins_must_name_a_family_head(tmp_path, joins, match):
         aggregate("unit", tmp_path / "r", experiment_file=path)
 
 
+@pytest.mark.slow
 def test_every_table_names_its_interval_and_test(tmp_path):
     path = tmp_path / "unit.yaml"
     path.write_text(EXPERIMENT_YAML + "  comparisons: {test: sign_flip, interval: bca}\n")

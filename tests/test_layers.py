@@ -46,3 +46,16 @@ def test_every_module_has_a_layer():
     modules = {f"childtuning.{p.stem}" for p in package.glob("*.py") if p.stem != "__init__"}
     modules |= {f"childtuning.{p.name}" for p in package.iterdir() if (p / "__init__.py").is_file()}
     assert not modules - named, f"add {sorted(modules - named)} to a layer in pyproject.toml [tool.importlinter]"
+
+
+def test_every_module_imports():
+    """Each module of the package imports on its own (the fast loop touches every one)."""
+    import importlib
+    import pkgutil
+
+    import childtuning
+
+    names = [m.name for m in pkgutil.walk_packages(childtuning.__path__, "childtuning.")]
+    for name in names:
+        importlib.import_module(name)
+    assert "childtuning.probe.__main__" in names and len(names) > 60

@@ -72,6 +72,7 @@ class Refuses(Method):
             raise InputError("this method needs trainer.epochs=1")
 
 
+@pytest.mark.slow
 def test_loss_terms_are_averaged_per_epoch_into_the_history(tmp_path, synthetic_glue):
     rec = train_mod.run(as_method(tiny(tmp_path, synthetic_glue), "_test_extra_terms"))
     terms = [h["loss_terms"] for h in rec["history"]]
@@ -109,6 +110,7 @@ def test_registered_methods_have_configs_that_validate():
         assert validate(compose_cfg(f"method={name}")).method.name == name
 
 
+@pytest.mark.slow
 def test_d_uses_the_selection_rule_it_names(tmp_path, synthetic_glue):
     @selection("_test_first_tensor_only")
     def first_only(scores, keep_ratio, generator, **options):

@@ -303,6 +303,7 @@ def test_split_and_take_examples(arch, layout):
     assert head.loss is not None and packing.num_examples(packing.take_examples(packed, 4)) == 4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["tiny_bert", "tiny_roberta", "tiny_electra"])
 def test_a_short_run_packed_matches_the_padded_run(tmp_path, synthetic_glue, model):
     """The runner end to end, dropout off (the one thing the layout changes besides rounding):

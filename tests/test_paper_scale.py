@@ -57,6 +57,7 @@ def preflight(experiment, *overrides):
 SLOW = {"table1", "prior_methods"}     # 480 and 520 cells of several methods: half a minute each
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("experiment", [pytest.param(e, marks=pytest.mark.slow) if e in SLOW else e
                                         for e in sorted(PAPER_SCALE)])
 def test_paper_scale_experiment_passes_preflight(experiment, synthetic_glue, tmp_path, monkeypatch):

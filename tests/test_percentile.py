@@ -35,6 +35,7 @@ def test_torch_rounds_a_float64_scalar_to_the_tensors_float32_before_comparing()
     assert (tensor >= x).tolist() == [True, True]    # compared in float64 it would drop `low`
 
 
+@pytest.mark.slow
 def test_float32_and_float64_thresholds_each_match_their_numpy():
     """10,000 random non-negative float32 arrays (Fisher-like, heavy-tailed; a fifth with ties):
     counts how often the two environments' thresholds differ (about 0.5% of trials here) and

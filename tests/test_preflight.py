@@ -28,6 +28,7 @@ def sweep(*overrides):
         yield sweep_jobs(master), CellComposer(lambda o: compose("config", overrides=list(o)), groups)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("experiment", ["smoke", "lr_search_cpu", "optimizer_cpu"])
 def test_the_fast_composition_gives_the_runners_run_ids(experiment, synthetic_glue, tmp_path):
     """Composed once per group choice, values applied after, seeds apart: the same run ids as
@@ -42,6 +43,7 @@ def test_the_fast_composition_gives_the_runners_run_ids(experiment, synthetic_gl
     assert report.summary().startswith(f"pre-flight: {len(jobs)} cell(s) checked in ")
 
 
+@pytest.mark.slow
 def test_missing_data_and_an_unwritable_results_folder_are_found_at_launch(synthetic_glue, tmp_path):
     (synthetic_glue / "MRPC" / "dev.tsv").unlink()
     blocker = tmp_path / "file"
@@ -56,6 +58,7 @@ def test_missing_data_and_an_unwritable_results_folder_are_found_at_launch(synth
     assert "missing data file" in report.refusal() and "MRPC/dev.tsv" in report.refusal()
 
 
+@pytest.mark.slow
 def test_complete_corrupt_and_leased_runs_are_counted_at_launch(synthetic_glue, tmp_path):
     import childtuning.train as train_mod
     from childtuning import lease

@@ -335,6 +335,7 @@ def r3f_pipeline(arch, tmp_path, glue, *extra):
     return cfg, next(iter(loader)), train_mod.init_model(cfg, tokenizer, torch.device("cpu")), train_mod.build_method(cfg)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", ["padded", "varlen", "varlen_batched", "rows"])
 @pytest.mark.parametrize("arch", ARCHS)
 def test_r3f_kl_is_zero_without_noise_in_eval_mode(arch, layout, tmp_path, synthetic_glue):
@@ -365,6 +366,7 @@ def test_symmetric_kl_equals_fairseqs_two_kl_div_terms():
     torch.testing.assert_close(symmetric_kl(a, b), fairseq, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_r3f_on_a_regression_task_is_vanilla_unless_switched(tmp_path, synthetic_glue):
     def run(*extra):
         return train_mod.run(compose_cfg("model=tiny_bert", "task=stsb", "task.max_train_samples=16", "trainer.epochs=1",
@@ -386,6 +388,7 @@ def part_override(combo, key, value):
     return f"method.parts.{prior}.{key}={value}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("combo", COMBINATIONS)
 def test_each_combination_trains_on_every_architecture_or_is_refused(combo, arch, tmp_path, synthetic_glue):
@@ -501,6 +504,7 @@ def test_no_combination_has_a_file_and_every_pair_composes_by_the_rule():
     assert node["name"] == "child_tuning_d+mixout" and node["defaults"][0] == "child_tuning_d@parts.child_tuning_d"
 
 
+@pytest.mark.slow
 def test_combination_configs_hold_both_parts_and_their_run_ids_follow_each_part():
     base = validate(runner_cfg("child_tuning_d+mixout", "task=mrpc"))
     assert base.method.parts.child_tuning_d.keep_ratio == 0.1          # Child-Tuning_D's MRPC value (method_task)
@@ -514,6 +518,7 @@ def test_combination_configs_hold_both_parts_and_their_run_ids_follow_each_part(
         assert cfg.method.name == name and list(cfg.method.parts) == name.split("+")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["minilm", "tiny_bert"])
 def test_each_part_of_a_combination_gets_the_settings_it_has_alone(model):
     """A part's per-task and per-model files (conf/method_task, conf/method_model) apply inside any
@@ -529,6 +534,7 @@ def test_each_part_of_a_combination_gets_the_settings_it_has_alone(model):
 
 
 # ---------------------------------------------------------------- bad configs
+@pytest.mark.slow
 @pytest.mark.parametrize("method,override,message", [
     ("wd_pretrained", "method.form=both", "method.form"),
     ("wd_pretrained", "trainer.weight_decay=0.0", "trainer.weight_decay"),
@@ -569,6 +575,7 @@ def test_a_combination_needs_each_part_under_parts():
                                                      "parts": {"mixout": method_cfg("mixout")}}))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method,stat", [("wd_pretrained", "distance_to_pretrained"), ("top_k", "trained_layers"),
                                          ("mixout", "mixed_fraction_of_model"), ("recadam", "lambda_last_step"),
                                          ("r3f", "noisy_passes")])
@@ -583,6 +590,7 @@ def test_each_prior_method_runs_through_the_runner_and_records_its_stats(method,
         assert rec["history"][0]["loss_terms"]["symmetric_kl"] > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["recadam", "mixout", "r3f", "child_tuning_f+mixout"])
 def test_a_preempted_run_resumes_to_the_same_result(method, tmp_path, synthetic_glue, monkeypatch):
     """Each method's state (RecAdam's optimizer without its anchors, Mixout's and R3F's random

@@ -85,6 +85,7 @@ def test_fine_tuning_from_a_saved_run_is_refused(saved):
 
 
 # ---------------------------------------------------------------- bad input: no record, no encoder loaded
+@pytest.mark.slow
 def test_missing_source_run_is_refused(tmp_path, saved, no_model):
     _, glue, _ = saved
     with pytest.raises(InputError, match=r"source run\(s\) of experiment task_transfer_smoke have no complete record.*"
@@ -156,6 +157,7 @@ def test_bad_impl_is_refused_before_any_target_data_is_read(saved, no_model, mon
         probe_run.run(probe_args(results, glue, "impl.precision=fp8"))
 
 
+@pytest.mark.slow
 def test_command_line_exits_2_on_bad_input_without_traceback(tmp_path, saved):
     _, glue, _ = saved
     out = subprocess.run([sys.executable, "-m", "childtuning.probe", *probe_args(tmp_path, glue)], cwd=REPO,
@@ -170,6 +172,7 @@ def encoder_of(results, record, representation="head_input"):
     return FrozenEncoder(model, tokenizer, representation, torch.device("cpu"), __import__("contextlib").nullcontext)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task,representation", [("mrpc", "head_input"), ("stsb", "mean")])
 def test_head_on_cached_features_equals_head_through_live_frozen_encoder(saved, tmp_path, task, representation):
     results, glue, record = saved
@@ -210,6 +213,7 @@ def test_head_on_cached_features_equals_head_through_live_frozen_encoder(saved, 
     assert not encoder.base.training and not any(p.requires_grad for p in encoder.base.parameters())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["tiny_bert", "tiny_roberta", "tiny_electra", "tiny_xlnet"])
 @pytest.mark.parametrize("representation", ["head_input", "token", "mean"])
 def test_features_read_the_right_token_whatever_the_padding(model, representation, synthetic_glue):
@@ -311,6 +315,7 @@ def test_probe_id_hashes_what_changes_the_outcome_only(saved):
     assert pid(src=reference).startswith("tiny_bert.pretrained.mrpc.h1.")
 
 
+@pytest.mark.slow
 def test_one_command_probes_any_saved_run(saved):
     """A named saved run, by probe.sources or by model.source=run: the same probes (same ids),
     records in the named experiment, linked to the source run; no reference unless asked."""
@@ -328,6 +333,7 @@ def test_one_command_probes_any_saved_run(saved):
     assert first["source"]["ref"] == ref and first["method"] == "vanilla" and first["seed"] == 1
 
 
+@pytest.mark.slow
 def test_a_damaged_probe_record_is_not_counted_and_is_set_aside_and_probed_again(saved):
     """Probe records are checked as run records are (childtuning/integrity.py): an edited value
     breaks its checksum, a renamed file its name; the aggregator skips both with the reason, and
@@ -354,6 +360,7 @@ def test_a_damaged_probe_record_is_not_counted_and_is_set_aside_and_probed_again
 
 
 # ---------------------------------------------------------------- end to end
+@pytest.mark.slow
 def test_task_transfer_end_to_end_on_a_tiny_model(tmp_path, capsys):
     """The smoke experiment's source sweep (tiny_bert on RTE, saved models), its probes on MRPC and
     STS-B (synthetic) with the pretrained reference, the table; a rerun probes nothing again."""

@@ -230,6 +230,7 @@ def test_an_incomplete_search_is_refused(experiments, tmp_path, capsys):
     assert doc["search"]["missing"] == 1
 
 
+@pytest.mark.slow
 def test_every_committed_protocol_is_well_formed():
     """Each experiment with a protocol names a rule that exists and a search on other seeds; each
     experiment borrowing a selection names one that has a protocol."""
@@ -282,6 +283,7 @@ def test_a_hydra_sweep_reads_the_selection_in_its_worker_processes(experiments, 
     assert lrs == {"vanilla": 0.002, "child_tuning_d": 0.003}
 
 
+@pytest.mark.slow
 def test_prior_methods_cpu_shares_table1_cpu_tuneds_runs_and_tunes_the_rest_by_stand_in(tmp_path):
     """The committed files: with a selection in place, prior_methods_cpu's vanilla / Child-Tuning
     jobs have table1_cpu_tuned's run ids (so those runs are reused, not rerun), each prior method

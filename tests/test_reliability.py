@@ -116,6 +116,7 @@ taker.release()
 """
 
 
+@pytest.mark.slow
 def test_of_many_takers_of_a_stale_lease_exactly_one_wins(tmp_path):
     for round_ in range(3):
         folder = tmp_path / str(round_)
@@ -195,6 +196,7 @@ def signal_at_step(monkeypatch, step: int, signum=signal.SIGTERM):
     monkeypatch.setattr(loop_mod, "train_step", step_and_signal)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("step", [7, 20, 33])       # inside epoch 1, its last step, inside epoch 2
 def test_a_signal_checkpoints_at_the_next_step_and_the_resumed_run_is_bitwise_identical(
         tmp_path, cola_full, monkeypatch, step):
@@ -218,6 +220,7 @@ def test_a_signal_checkpoints_at_the_next_step_and_the_resumed_run_is_bitwise_id
     assert resumed["steps"] == full["steps"] == 60 and not ckpt.exists()
 
 
+@pytest.mark.slow
 def test_a_signal_after_the_last_step_still_writes_the_record_then_exits(tmp_path, cola_full, monkeypatch):
     glue, full = cola_full
     real, calls = loop_mod.evaluate, []
@@ -346,6 +349,7 @@ def test_the_aggregator_lists_corrupt_records_and_counts_none(one_record):
     assert "half.json: not valid JSON" in md
 
 
+@pytest.mark.slow
 def test_a_relaunch_sets_a_corrupt_record_aside_and_reruns(one_record, synthetic_glue, capsys):
     results, record, path = one_record
     damaged = path.read_text().replace('"status": "', '"status": "x', 1)
@@ -397,6 +401,7 @@ def test_a_full_disk_fails_before_any_work(tmp_path, synthetic_glue, no_data):
     assert not list(runs.iterdir())                              # nothing left behind
 
 
+@pytest.mark.slow
 @needs_dev_full
 def test_a_failed_final_write_keeps_the_old_record_and_prints_the_new_one(one_record, synthetic_glue, capsys,
                                                                            monkeypatch):

@@ -29,6 +29,7 @@ def test_holm_matches_the_step_down_rule_by_hand():
     assert holm([]).tolist() == []
 
 
+@pytest.mark.slow
 def test_comparison_tables_show_holm_beside_the_raw_p(tmp_path):
     spec = tmp_path / "unit.yaml"
     spec.write_text(EXPERIMENT_YAML)
@@ -58,6 +59,7 @@ def test_expected_max_is_the_mean_of_the_max_over_all_draws(values):
     assert expected_max(values, 1)[0] == pytest.approx(np.mean(values))
 
 
+@pytest.mark.slow
 def test_emp_section_and_plots_per_task(tmp_path):
     spec = tmp_path / "unit.yaml"
     spec.write_text(EXPERIMENT_YAML)
@@ -94,6 +96,7 @@ table:
 """
 
 
+@pytest.mark.slow
 def test_curve_kind_plots_score_against_the_axis_and_compares_with_the_reference(tmp_path):
     spec = tmp_path / "curve.yaml"
     spec.write_text(CURVE_YAML)
@@ -168,6 +171,7 @@ def masks():
     return {(t, s): rng.random(32) < 0.5 for t in ("rte", "mrpc") for s in (1, 2)}
 
 
+@pytest.mark.slow
 def test_overlap_matrix_noise_ceiling_and_layers(tmp_path, masks):
     spec = tmp_path / "ov.yaml"
     spec.write_text(OVERLAP_YAML)
@@ -274,6 +278,7 @@ table:
     assert "| 1 (+2 unknown) |" in md and "(10 of the 12 run × target scores)" in md
 
 
+@pytest.mark.slow
 def test_task_transfer_tables_adjust_their_comparisons_too(tmp_path):
     from transfer_fixtures import write_synthetic
 

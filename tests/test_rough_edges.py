@@ -42,6 +42,7 @@ def test_a_pretrained_encoder_missing_only_its_new_head_says_so_in_one_line(tmp_
         logging.getLogger("transformers.modeling_utils").removeHandler(handler)
 
 
+@pytest.mark.slow
 def test_a_single_run_writes_no_empty_train_log(tmp_path, synthetic_glue):
     out = launch("exp=smoke", "trainer.epochs=1", f"paths.results={tmp_path}", f"paths.glue_dir={synthetic_glue}",
                  f"paths.cache={tmp_path}/cache")
@@ -51,6 +52,7 @@ def test_a_single_run_writes_no_empty_train_log(tmp_path, synthetic_glue):
     assert not list(folders[0].glob("*.log"))
 
 
+@pytest.mark.slow
 def test_a_training_set_cap_above_the_set_is_refused_and_leaves_nothing(tmp_path, synthetic_glue):
     out = launch("exp=smoke", "task.max_train_samples=41", f"paths.results={tmp_path}", f"paths.glue_dir={synthetic_glue}",
                  f"paths.cache={tmp_path}/cache")

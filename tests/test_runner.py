@@ -33,6 +33,7 @@ def records(results):
 
 
 # ---------------------------------------------------------------- bad input
+@pytest.mark.slow
 def test_unknown_group_option_lists_the_choices(tmp_path):
     out = subprocess.run([sys.executable, "-m", "childtuning.train", "model=bert_huge", f"paths.results={tmp_path}"],
                          cwd=REPO, capture_output=True, text=True, timeout=120)
@@ -70,6 +71,7 @@ def test_a_bad_task_setting_names_the_task_file(tmp_path, synthetic_glue, no_mod
     assert not records(tmp_path)
 
 
+@pytest.mark.slow
 def test_keep_ratio_error_exits_2_from_the_command_line(tmp_path, synthetic_glue):
     out = subprocess.run([sys.executable, "-m", "childtuning.train", "model=tiny_bert", "method=child_tuning_f",
                           "method.keep_ratio=2", f"paths.glue_dir={synthetic_glue}", f"paths.results={tmp_path}"],
@@ -129,6 +131,7 @@ def test_empty_training_set(tmp_path, no_model):
 
 
 # ---------------------------------------------------------------- records, skip, determinism
+@pytest.mark.slow
 def test_run_id_covers_outcome_settings_only():
     from childtuning.record import run_id
     base = run_id(cfg_for("model=tiny_bert", "task=rte"))
@@ -146,6 +149,7 @@ def test_run_id_covers_outcome_settings_only():
                           "task.hub.path=someone/glue")) == base
 
 
+@pytest.mark.slow
 def test_a_methods_per_task_setting_changes_only_its_own_run_ids(tmp_path):
     """Changing Child-Tuning_D's RTE keep ratio leaves every vanilla and Child-Tuning_F id alone,
     on every task, and every D id on the other tasks; it changes D's RTE id."""
@@ -164,6 +168,7 @@ def test_a_methods_per_task_setting_changes_only_its_own_run_ids(tmp_path):
     assert changed == {("child_tuning_d", "rte")}
 
 
+@pytest.mark.slow
 def test_record_is_complete_and_rerun_is_skipped(tmp_path, synthetic_glue, capsys):
     cfg = tiny(tmp_path, synthetic_glue, "method=child_tuning_d", "experiment=unit")
     rec = train_mod.run(cfg)
@@ -189,6 +194,7 @@ def test_record_is_complete_and_rerun_is_skipped(tmp_path, synthetic_glue, capsy
     assert [h["metrics"] for h in forced["history"]] == [h["metrics"] for h in on_disk["history"]]
 
 
+@pytest.mark.slow
 def test_same_seed_same_data_order_across_methods(tmp_path, synthetic_glue, monkeypatch):
     seen = {}
     real_batches = train_mod.data.BatchLoader.batches       # what iterating a loader (and the loop) calls
@@ -207,6 +213,7 @@ def test_same_seed_same_data_order_across_methods(tmp_path, synthetic_glue, monk
     assert seen["vanilla"] == seen["child_tuning_f"] == seen["child_tuning_d"][-len(seen["vanilla"]):]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["tiny_xlnet", "tiny_roberta", "tiny_electra"])
 def test_other_architectures_run_child_tuning(tmp_path, synthetic_glue, model):
     for method in ("child_tuning_d", "child_tuning_f"):
@@ -237,6 +244,7 @@ def learning_cola(results, glue, *extra):
                    f"paths.cache={results}/cache", *extra)
 
 
+@pytest.mark.slow
 def test_checkpointed_run_resumes_with_identical_result(tmp_path, monkeypatch):
     glue = write_synthetic_glue(tmp_path / "glue", tasks=("CoLA",), n_train=160)
     base = ("method=child_tuning_f", "trainer.checkpoint=true")
@@ -293,6 +301,7 @@ def test_model_config_overrides_reach_a_pretrained_model():
     assert default.config.hidden_dropout_prob == 0.1
 
 
+@pytest.mark.slow
 def test_a_run_recorded_by_another_experiment_is_reused_not_rerun(tmp_path, synthetic_glue, monkeypatch, capsys):
     first = train_mod.run(tiny(tmp_path, synthetic_glue, "method=child_tuning_d", "experiment=first"))
 
@@ -312,6 +321,7 @@ def test_a_run_recorded_by_another_experiment_is_reused_not_rerun(tmp_path, synt
         train_mod.run(tiny(tmp_path, synthetic_glue, "method=child_tuning_d", "experiment=third", "reuse=false"))
 
 
+@pytest.mark.slow
 def test_reused_artifacts_are_links_that_a_rerun_never_writes_through(tmp_path, synthetic_glue):
     """The reused saved model is hard-linked, not copied; force=true in the reusing experiment
     writes new files and leaves the first experiment's byte for byte as they were."""

@@ -83,6 +83,7 @@ def test_resplit_is_a_stratified_partition():
         resplit(split, 500, seed=0, task_name="x")
 
 
+@pytest.mark.slow
 def test_same_subset_for_every_method_and_seed(tmp_path):
     """snli_test_split by default: 5,000 (here 24) label-stratified pairs of SNLI test, the same
     for every method and seed; task.subsample_seed=null makes it follow the run seed."""
@@ -103,6 +104,7 @@ def test_same_subset_for_every_method_and_seed(tmp_path):
     assert follow[0] != follow[1]
 
 
+@pytest.mark.slow
 def test_new_keys_leave_old_run_ids_alone_and_change_them_when_set():
     from childtuning.record import run_id
     ids = lambda *o: run_id(train_mod.validate(compose_cfg("model=tiny_bert", "task=rte", *o)))  # noqa: E731

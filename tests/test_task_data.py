@@ -143,6 +143,7 @@ def test_task_file_mistakes_are_caught_at_validation(overrides, message):
         check_task(cfg)
 
 
+@pytest.mark.slow
 def test_every_task_file_loads_and_validates_as_a_run():
     from childtuning.config import validate
     from conftest import REPO, compose_cfg

@@ -33,6 +33,7 @@ def results(tmp_path):
     return tmp_path / "results"
 
 
+@pytest.mark.slow
 def test_head_seeds_are_averaged_within_a_source_seed_first(results):
     frame = aggregate(EXP, results)
     v = cell(frame, "vanilla", "mrpc")
@@ -47,6 +48,7 @@ def test_head_seeds_are_averaged_within_a_source_seed_first(results):
     assert ct["failed_by_status"] == "degenerate:1" and ct["n_scored"] == 4
 
 
+@pytest.mark.slow
 def test_pretrained_reference_spreads_over_head_seeds(results):
     frame = aggregate(EXP, results)
     ref = cell(frame, "pretrained", "stsb")
@@ -57,6 +59,7 @@ def test_pretrained_reference_spreads_over_head_seeds(results):
     assert math.isnan(ref["p"]) and math.isnan(ref["p_holm"]) and math.isnan(ref["ci_low"])
 
 
+@pytest.mark.slow
 def test_difference_to_vanilla_uses_the_report_statistics(results):
     frame = aggregate(EXP, results)
     ct, base = per_source("child_tuning_d", "stsb"), per_source("vanilla", "stsb")
@@ -68,6 +71,7 @@ def test_difference_to_vanilla_uses_the_report_statistics(results):
     assert math.isnan(cell(frame, "vanilla", "stsb")["delta_vs_baseline"])
 
 
+@pytest.mark.slow
 def test_the_average_row_is_tested_per_source_seed(results):
     """Avg: each source seed's average over the targets (its per-source scores) is one score, in the
     table's Holm family with the per-target comparisons."""
@@ -89,6 +93,7 @@ def test_the_average_row_is_tested_per_source_seed(results):
     assert ref.endswith("|" + " – |" * 4)               # one encoder: the difference only, no tests
 
 
+@pytest.mark.slow
 def test_source_score_sits_beside_the_transfer_scores(results):
     frame = aggregate(EXP, results)
     c = cell(frame, "child_tuning_d", "mrpc")
@@ -105,6 +110,7 @@ def test_source_score_sits_beside_the_transfer_scores(results):
     assert md.index("| tiny_bert | pretrained |") < md.index("| tiny_bert | vanilla |") < md.index("| tiny_bert | child_tuning_d |")
 
 
+@pytest.mark.slow
 def test_all_outputs_and_byte_identical_rerun(results):
     aggregate(EXP, results)
     out = results / EXP
@@ -117,6 +123,7 @@ def test_all_outputs_and_byte_identical_rerun(results):
     assert first == {n: (out / n).read_text() for n in first} and png == (out / "plots" / "mrpc.png").read_bytes()
 
 
+@pytest.mark.slow
 def test_missing_probes_and_sources_are_listed(tmp_path):
     results = tmp_path / "results"
     write_synthetic(results)

@@ -35,6 +35,7 @@ def test_the_default_follows_the_variables_then_the_quota_then_the_affinity(mach
     assert threads.threads_for(6) == 6 and threads.threads_for(None) == 1
 
 
+@pytest.mark.slow
 def test_a_run_with_the_default_uses_and_records_the_usable_cores(machine, monkeypatch, synthetic_glue, tmp_path):
     import childtuning.train as train_mod
 
