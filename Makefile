@@ -60,8 +60,8 @@ test: $(SETUP)  ## run the test suite in TEST_JOBS=2 workers (offline; real-data
 test-fast: $(SETUP)  ## the development loop: the tests not marked slow (under a minute on 2 cores); an unmarked test over 5 s of CPU fails
 	CHILDTUNING_TEST_BUDGET_S=5 $(PY) -m pytest -q -n $(TEST_JOBS) -m "not slow"
 
-demo: $(SETUP)  ## the offline demo: MiniLM x MRPC (1k examples) x vanilla/CT-F/CT-D, then its table
-	$(SWEEP) exp=demo
+demo: $(SETUP)  ## the offline demo: MiniLM x MRPC (1k examples) x vanilla/CT-F/CT-D, seed 1, run again (force), then its table
+	$(SWEEP) exp=demo force=true
 	$(PY) -m childtuning.aggregate demo --results $(RESULTS)
 
 smoke: $(SETUP)  ## tiny random model, 2 methods x 2 seeds, 1 thread (14-15 s in 3 of 4 timed runs on 2 shared cores; docs/first-run.md)
