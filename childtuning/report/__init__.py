@@ -1,7 +1,7 @@
 """Reports of experiments: run records in, tables (md, csv, tex) and plots out, one module per job.
 
-spec (the `table:` block and its grid), grid (compose the experiment, expand its sweep), records
-(records into a DataFrame), stats (cells and gaps), inference (one comparison: interval, test,
+spec (the `table:` block and its grid, composed and expanded by childtuning/sweep.py), frames
+(records, with their target records, into a DataFrame), stats (cells and gaps), inference (one comparison: interval, test,
 Holm), family (the Holm family, pooled with joined experiments, and the records against the
 declaration), coverage (the intervals' coverage by simulation), summary, markdown, latex, plots,
 registry (table kinds by name), glue (the default kind), cli (`python -m childtuning.aggregate`).
