@@ -12,7 +12,7 @@ from childtuning.config import validate
 from childtuning.errors import InputError
 from childtuning.record import run_id
 from childtuning.child_networks import SELECTIONS
-from conftest import compose_cfg
+from helpers.configs import compose_cfg
 
 
 def tiny(results, glue, *extra):

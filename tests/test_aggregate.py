@@ -4,69 +4,23 @@ import json
 import math
 import subprocess
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from scipy import stats
 
-from childtuning import SCHEMA_VERSION, comparisons
 from childtuning.aggregate import aggregate, main
 from childtuning.report import KINDS, TableKind, register
 from childtuning.errors import InputError
 
-from conftest import REPO  # noqa: E402
-
-EXPERIMENT_YAML = """\
-# @package _global_
-defaults:
-  - override /model: tiny_bert
-experiment: unit
-hydra:
-  sweeper:
-    params:
-      task: rte,mrpc
-      method: vanilla,child_tuning_d
-      seed: range(1,4)
-table:
-  rows: [model, method]
-  columns: task
-  metric: main
-  statistic: mean
-  baseline: vanilla
-  paper:
-    source: "made up for a test"
-    values: {tiny_bert: {vanilla: {rte: 69.5, mrpc: null}}}
-"""
-METRIC = {"rte": "accuracy", "mrpc": "f1"}
-
-
-def record(task, method, seed, value, status="ok", model="tiny_bert"):
-    """A record with the fields the aggregator reads (and a few it does not)."""
-    metric = METRIC[task]
-    return {"schema_version": SCHEMA_VERSION, "run_id": f"{model}.{task}.{method}.s{seed}.0000000000", "experiment": "unit",
-            "model": model, "task": task, "method": method, "seed": seed, "status": status,
-            "reason": None if status == "ok" else status,
-            "metrics": {} if value is None else {metric: value},
-            "main_metric": {"name": metric, "value": value, "checkpoint": "last epoch (paper protocol)"},
-            "best_epoch": None, "history": [{"epoch": 1, "step": 4, "metrics": {metric: value}, "train_loss": 0.7,
-                                             "degenerate": None}],
-            "steps": 4, "train_seconds": 1.0, "method_stats": {}, "config": {"task": {"main_metric": metric}},
-            "comparisons_digest": comparisons.digest(None)}    # EXPERIMENT_YAML declares no block: the defaults
-
-
-def write(results, *records, experiment="unit"):
-    runs = Path(results) / experiment / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
-    for r in records:
-        (runs / f"{r['run_id']}.json").write_text(json.dumps(r, allow_nan=True))
-    return runs
+from helpers.paths import REPO
+from helpers.records import UNIT_EXPERIMENT_YAML, cell, unit_record, write_runs
 
 
 @pytest.fixture
 def spec(tmp_path):
     path = tmp_path / "unit.yaml"
-    path.write_text(EXPERIMENT_YAML)
+    path.write_text(UNIT_EXPERIMENT_YAML)
     return path
 
 
@@ -79,17 +33,11 @@ CT_RTE_SCORED = [75.0, 50.0]
 @pytest.fixture
 def results(tmp_path):
     out = tmp_path / "results"
-    write(out, *(record("rte", "vanilla", s, v) for s, v in zip((1, 2, 3), VANILLA_RTE)),
-          record("rte", "child_tuning_d", 1, 75.0), record("rte", "child_tuning_d", 2, 50.0, "degenerate"),
-          record("rte", "child_tuning_d", 3, None, "diverged"),
-          record("mrpc", "vanilla", 1, 80.0), record("mrpc", "vanilla", 2, 84.0))
+    write_runs(out, *(unit_record("rte", "vanilla", s, v) for s, v in zip((1, 2, 3), VANILLA_RTE)),
+               unit_record("rte", "child_tuning_d", 1, 75.0), unit_record("rte", "child_tuning_d", 2, 50.0, "degenerate"),
+               unit_record("rte", "child_tuning_d", 3, None, "diverged"),
+               unit_record("mrpc", "vanilla", 1, 80.0), unit_record("mrpc", "vanilla", 2, 84.0))
     return out
-
-
-def cell(frame, task, method):
-    rows = frame[(frame["task"] == task) & (frame["method"] == method)]
-    assert len(rows) == 1
-    return rows.iloc[0]
 
 
 @pytest.mark.slow
@@ -124,13 +72,13 @@ def test_run_time_per_cell_and_in_total(tmp_path, spec):
     out = tmp_path / "results"
 
     def timed(seed, start, end, threads, zone="+00:00"):
-        r = record("rte", "vanilla", seed, 70.0)
+        r = unit_record("rte", "vanilla", seed, 70.0)
         r.update(started_at=f"2026-01-01T10:{start}{zone}", finished_at=f"2026-01-01T10:{end}{zone}",
                  device={"type": "cpu", "threads": threads})
         return r
-    write(out, timed(1, "00:00", "01:40", 1), timed(2, "05:00", "05:20", 1),
-          timed(3, "02:00", "02:30", 2, zone=""),                  # no time zone: read as UTC, still comparable
-          record("mrpc", "vanilla", 1, 80.0))
+    write_runs(out, timed(1, "00:00", "01:40", 1), timed(2, "05:00", "05:20", 1),
+               timed(3, "02:00", "02:30", 2, zone=""),                  # no time zone: read as UTC, still comparable
+               unit_record("mrpc", "vanilla", 1, 80.0))
     frame = aggregate("unit", out, experiment_file=spec)
     assert cell(frame, "rte", "vanilla")["seconds_mean"] == pytest.approx((100 + 20 + 30) / 3)
     assert cell(frame, "rte", "vanilla")["train_loss_mean"] == pytest.approx(0.7)     # the record's last epoch
@@ -146,12 +94,12 @@ def test_a_resumed_run_counts_its_measured_time_not_its_last_attempts_stamps(tmp
     """A run resumed from a checkpoint has the start stamp of its last attempt and train_seconds
     summed over all attempts: it counts at its measured time, and the split stays non-negative."""
     out = tmp_path / "results"
-    whole, resumed = record("rte", "vanilla", 1, 70.0), record("rte", "vanilla", 2, 71.0)
+    whole, resumed = unit_record("rte", "vanilla", 1, 70.0), unit_record("rte", "vanilla", 2, 71.0)
     whole.update(started_at="2026-01-01T10:00:00+00:00", finished_at="2026-01-01T10:01:40+00:00",
                  train_seconds=98.0, prepare_seconds=1.0)
     resumed.update(started_at="2026-01-01T11:00:00+00:00", finished_at="2026-01-01T11:01:00+00:00",
                    train_seconds=200.0, prepare_seconds=0.0)
-    write(out, whole, resumed)
+    write_runs(out, whole, resumed)
     frame = aggregate("unit", out, experiment_file=spec)
     assert cell(frame, "rte", "vanilla")["seconds_mean"] == pytest.approx((100 + 200) / 2)
     md = (out / "unit" / "table.md").read_text()
@@ -163,17 +111,17 @@ def test_a_resumed_run_counts_its_measured_time_not_its_last_attempts_stamps(tmp
 @pytest.mark.slow
 def test_child_network_section_averages_kept_fraction_per_layer(tmp_path, spec):
     out = tmp_path / "results"
-    runs = [record("rte", "child_tuning_d", seed, 70.0) for seed in (1, 2)]
+    runs = [unit_record("rte", "child_tuning_d", seed, 70.0) for seed in (1, 2)]
     runs[0]["method_stats"] = {"kept_fraction_per_layer": {"layer.10": 0.5, "layer.2": 0.1}}
     runs[1]["method_stats"] = {"kept_fraction_per_layer": {"layer.10": 0.3, "layer.2": 0.2}}
-    write(out, *runs, record("rte", "vanilla", 1, 70.0))
+    write_runs(out, *runs, unit_record("rte", "vanilla", 1, 70.0))
     aggregate("unit", out, experiment_file=spec)
     md = (out / "unit" / "table.md").read_text()
     assert "| model | task | method | runs | layer.2 | layer.10 |" in md          # natural layer order
     assert "| tiny_bert | rte | child_tuning_d | 2 | 15.0 | 40.0 |" in md
     assert "| tiny_bert | rte | vanilla |" not in md.split("## Child network")[1]
 
-    write(tmp_path / "plain", record("rte", "vanilla", 1, 70.0))
+    write_runs(tmp_path / "plain", unit_record("rte", "vanilla", 1, 70.0))
     aggregate("unit", tmp_path / "plain", experiment_file=spec)
     assert "## Child network" not in (tmp_path / "plain" / "unit" / "table.md").read_text()
 
@@ -208,9 +156,9 @@ def test_the_average_row_is_tested_on_each_seeds_average_over_the_tasks(tmp_path
     van = {"rte": [60.0, 70.0, 80.0, 65.0], "mrpc": [80.0, 84.0, 82.0, 81.0]}
     ct = {"rte": [66.0, 71.0, 86.0, 70.0], "mrpc": [81.0, 85.0, 84.0, None]}     # seed 4: mrpc diverged
     out = tmp_path / "results"
-    write(out, *(record(t, "vanilla", seed, v) for t, values in van.items() for seed, v in enumerate(values, 1)),
-          *(record(t, "child_tuning_d", seed, v, "ok" if v is not None else "diverged")
-            for t, values in ct.items() for seed, v in enumerate(values, 1)))
+    write_runs(out, *(unit_record(t, "vanilla", seed, v) for t, values in van.items() for seed, v in enumerate(values, 1)),
+               *(unit_record(t, "child_tuning_d", seed, v, "ok" if v is not None else "diverged")
+                 for t, values in ct.items() for seed, v in enumerate(values, 1)))
     aggregate("unit", out, experiment_file=spec)
     md = (out / "unit" / "table.md").read_text()
     avg_van = [(r + m) / 2 for r, m in zip(van["rte"], van["mrpc"])]
@@ -235,12 +183,12 @@ def test_combinations_are_compared_with_each_part_they_add_to(tmp_path):
     from childtuning.report.text import p_value
 
     path = tmp_path / "unit.yaml"
-    path.write_text(EXPERIMENT_YAML.replace("method: vanilla,child_tuning_d",
+    path.write_text(UNIT_EXPERIMENT_YAML.replace("method: vanilla,child_tuning_d",
                                             "method: vanilla,mixout,child_tuning_d,child_tuning_d+mixout"))
     out = tmp_path / "results"
     scores = {"vanilla": [70.0, 72.0, 71.0], "mixout": [71.0, 74.0, 70.0], "child_tuning_d": [73.0, 73.0, 75.0],
               "child_tuning_d+mixout": [74.0, 77.0, 72.5]}
-    write(out, *(record("rte", m, seed, v) for m, values in scores.items() for seed, v in enumerate(values, 1)))
+    write_runs(out, *(unit_record("rte", m, seed, v) for m, values in scores.items() for seed, v in enumerate(values, 1)))
     aggregate("unit", out, experiment_file=path)
     md = (out / "unit" / "table.md").read_text()
     section = md.split("## What each part of a combination adds")[1].split("\n## ")[0]
@@ -258,7 +206,7 @@ def test_combinations_are_compared_with_each_part_they_add_to(tmp_path):
             and f"{p_value(adds_mixout)} | {p_value(holm_mixout)} | 2/3 |" in section)
     assert "mrpc" not in section                         # no records there on either side
     assert "m = 5: every comparison" in md
-    write(tmp_path / "plain", record("rte", "vanilla", 1, 70.0), record("rte", "mixout", 1, 71.0))
+    write_runs(tmp_path / "plain", unit_record("rte", "vanilla", 1, 70.0), unit_record("rte", "mixout", 1, 71.0))
     aggregate("unit", tmp_path / "plain", experiment_file=path)
     assert "## What each part" not in (tmp_path / "plain" / "unit" / "table.md").read_text()
 
@@ -281,7 +229,7 @@ def test_table_md_lists_missing_runs_and_unknowns(results, spec):
 
 @pytest.mark.slow
 def test_records_outside_the_grid_are_aggregated_and_noted(results, spec):
-    write(results, record("rte", "vanilla", 7, 65.0))   # a seed the grid does not declare
+    write_runs(results, unit_record("rte", "vanilla", 7, 65.0))   # a seed the grid does not declare
     frame = aggregate("unit", results, experiment_file=spec)
     assert cell(frame, "rte", "vanilla")["n"] == 4 and cell(frame, "rte", "vanilla")["mean"] == pytest.approx(68.75)
     md = (results / "unit" / "table.md").read_text()
@@ -349,7 +297,7 @@ def lr_search_file(folder, sweep="      trainer.lr: 2e-5,1e-4\n", settings=""):
     """The unit experiment as a learning-rate search (rows [model, method, trainer.lr]), in `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "unit.yaml"
-    path.write_text(EXPERIMENT_YAML.replace("rows: [model, method]", "rows: [model, method, trainer.lr]")
+    path.write_text(UNIT_EXPERIMENT_YAML.replace("rows: [model, method]", "rows: [model, method, trainer.lr]")
                     .replace("baseline: vanilla", "baseline: null")
                     .replace("      seed: range(1,4)\n", "      seed: range(1,4)\n" + sweep)
                     .replace("experiment: unit\n", "experiment: unit\n" + settings))
@@ -364,11 +312,11 @@ def test_grid_comes_from_the_sweep_with_an_extra_row_axis(tmp_path):
     runs = []
     for lr, values in ((2e-5, (60.0, 64.0)), (1e-4, (70.0,))):
         for seed, value in enumerate(values, start=1):
-            r = record("rte", "vanilla", seed, value)
+            r = unit_record("rte", "vanilla", seed, value)
             r["run_id"] += f"-lr{lr}"
             r["config"]["trainer"] = {"lr": lr}
             runs.append(r)
-    write(tmp_path, *runs)
+    write_runs(tmp_path, *runs)
     frame = aggregate("unit", tmp_path, experiment_file=path)
     assert list(frame[["task", "method", "trainer.lr"]].itertuples(index=False, name=None)) == [
         (task, method, lr) for task in ("rte", "mrpc") for method in ("vanilla", "child_tuning_d")
@@ -387,10 +335,10 @@ def test_grid_comes_from_the_sweep_with_an_extra_row_axis(tmp_path):
 def test_an_axis_not_swept_takes_the_experiments_value(tmp_path):
     """trainer.lr fixed in the experiment (not swept): one rate in the grid; a record at another rate is outside it."""
     path = lr_search_file(tmp_path / "experiments", sweep="", settings="trainer:\n  lr: 3.0e-5\n")
-    on, off = record("rte", "vanilla", 1, 70.0), record("rte", "vanilla", 2, 60.0)
+    on, off = unit_record("rte", "vanilla", 1, 70.0), unit_record("rte", "vanilla", 2, 60.0)
     on["config"]["trainer"], off["config"]["trainer"] = {"lr": 3e-5}, {"lr": 1e-3}
     off["run_id"] += "-off"
-    write(tmp_path, on, off)
+    write_runs(tmp_path, on, off)
     frame = aggregate("unit", tmp_path, experiment_file=path)
     assert list(dict.fromkeys(frame["trainer.lr"])) == ["3e-05", "0.001"]
     md = (tmp_path / "unit" / "table.md").read_text()
@@ -408,7 +356,7 @@ def test_a_swept_key_the_table_does_not_name_is_refused(tmp_path, results):
 def test_a_declared_expected_grid_is_refused(tmp_path, results):
     path = tmp_path / "experiments" / "unit.yaml"
     path.parent.mkdir()
-    path.write_text(EXPERIMENT_YAML.replace("  paper:\n", "  expected:\n    seed: [1, 2]\n  paper:\n"))
+    path.write_text(UNIT_EXPERIMENT_YAML.replace("  paper:\n", "  expected:\n    seed: [1, 2]\n  paper:\n"))
     with pytest.raises(InputError, match=r"table.expected is no longer read.*delete table.expected"):
         aggregate("unit", results, experiment_file=path)
 
@@ -416,19 +364,19 @@ def test_a_declared_expected_grid_is_refused(tmp_path, results):
 def test_experiment_name_must_be_the_file_name(tmp_path, results):
     path = tmp_path / "experiments" / "other.yaml"
     path.parent.mkdir()
-    path.write_text(EXPERIMENT_YAML)                               # says experiment: unit
+    path.write_text(UNIT_EXPERIMENT_YAML)                               # says experiment: unit
     with pytest.raises(InputError, match=r"other.yaml sets experiment: 'unit', but an experiment's name is its "
                                          r"file name \('other'.*set `experiment: other`"):
         aggregate("other", results, experiment_file=path)
     right = tmp_path / "experiments" / "unit.yaml"
-    right.write_text(EXPERIMENT_YAML)
+    right.write_text(UNIT_EXPERIMENT_YAML)
     with pytest.raises(InputError, match=r"is the file of experiment 'unit', not of 'nope'"):
         aggregate("nope", results, experiment_file=right)
 
 
 def test_unknown_table_kind_lists_the_known_ones(tmp_path, results):
     path = tmp_path / "unit.yaml"
-    path.write_text(EXPERIMENT_YAML.replace("table:\n", "table:\n  kind: domain_transfer\n"))
+    path.write_text(UNIT_EXPERIMENT_YAML.replace("table:\n", "table:\n  kind: domain_transfer\n"))
     with pytest.raises(InputError, match=r"table.kind='domain_transfer' is unknown; known kinds: .*glue"):
         aggregate("unit", results, experiment_file=path)
 
@@ -439,7 +387,7 @@ def test_unknown_table_kind_lists_the_known_ones(tmp_path, results):
 ])
 def test_a_misspelt_metric_or_statistic_is_refused_before_any_record_is_read(tmp_path, results, old, new, message):
     path = tmp_path / "unit.yaml"
-    path.write_text(EXPERIMENT_YAML.replace(old, new))
+    path.write_text(UNIT_EXPERIMENT_YAML.replace(old, new))
     with pytest.raises(InputError, match=message):
         aggregate("unit", results, experiment_file=path)
     assert not (tmp_path / "unit" / "table.md").exists()
@@ -460,7 +408,7 @@ def test_a_registered_kind_renders_its_own_files(tmp_path, results):
             return {"table.md": "".join(f"{m}: {n}\n" for m, n in summary.cells.itertuples(index=False))}
     try:
         path = tmp_path / "unit.yaml"
-        path.write_text(EXPERIMENT_YAML.replace("table:\n", f"table:\n  kind: {Counts.name}\n"))
+        path.write_text(UNIT_EXPERIMENT_YAML.replace("table:\n", f"table:\n  kind: {Counts.name}\n"))
         aggregate("unit", results, experiment_file=path)
         assert (results / "unit" / "table.md").read_text() == "child_tuning_d: 3\nvanilla: 5\n"
     finally:
@@ -471,9 +419,9 @@ def test_an_experiment_without_a_file_gets_a_layout_inferred_from_its_records(tm
     """`experiment=mine` on the command line, no experiments/mine.yaml: rows model x method, columns
     task, vanilla as baseline, the grid = every combination of the values found, and table.md says so."""
     out = tmp_path / "results"
-    write(out, record("rte", "child_tuning_d", 1, 75.0), record("rte", "child_tuning_d", 2, 50.0),
-          *(record("rte", "vanilla", s, v) for s, v in zip((1, 2, 3), VANILLA_RTE)),
-          record("mrpc", "vanilla", 1, 80.0), experiment="mine")
+    write_runs(out, unit_record("rte", "child_tuning_d", 1, 75.0), unit_record("rte", "child_tuning_d", 2, 50.0),
+               *(unit_record("rte", "vanilla", s, v) for s, v in zip((1, 2, 3), VANILLA_RTE)),
+               unit_record("mrpc", "vanilla", 1, 80.0), experiment="mine")
     assert not (REPO / "experiments" / "mine.yaml").exists()
     frame = aggregate("mine", out)
     assert list(frame[["task", "method"]].itertuples(index=False, name=None)) == [

@@ -19,7 +19,9 @@ import pytest
 import childtuning.train as train_mod
 from childtuning import integrity
 from childtuning.aggregate import aggregate
-from conftest import REPO, compose_cfg, write_synthetic_glue
+from helpers.configs import compose_cfg
+from helpers.glue import write_synthetic_glue
+from helpers.paths import REPO
 
 RUNS = 4                          # the smoke grid: vanilla and Child-Tuning_D x seeds 1, 2
 KILLS = 5

@@ -14,7 +14,7 @@ import pytest
 
 from childtuning.aggregate import aggregate
 
-from conftest import REPO  # noqa: E402
+from helpers.paths import REPO
 COMMITTED = sorted(
     d.name for d in (REPO / "results").glob("*")
     if (d / "runs").is_dir() and (d / "table.csv").is_file() and (REPO / "experiments" / f"{d.name}.yaml").is_file()
@@ -81,7 +81,7 @@ def test_composed_grid_reads_the_committed_data(experiment):
     subset rule give today: same fingerprints and sizes (needs the real GLUE files)."""
     import json
 
-    from conftest import REAL_GLUE, has_real_glue
+    from helpers.paths import REAL_GLUE, has_real_glue
     from childtuning.config import compose, validate
     from childtuning.data import fingerprint
     from childtuning.record import run_id

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from childtuning import comparisons
 from childtuning.errors import InputError
 
-from conftest import REPO  # noqa: E402
+from helpers.paths import REPO
 
 AMENDED = [{"date": "2026-12-05", "reason": "declared after the records"}]
 

@@ -4,62 +4,14 @@ import math
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
 from childtuning import seeding
-from childtuning.data import BatchLoader
 from childtuning.fisher import fisher_information, order_statistics, top_fraction_masks
 from childtuning.masks import BernoulliMasker
-from childtuning.methods import TaskInfo
-from childtuning.methods import build as build_method
 from childtuning.methods.base import EligibleRule, param_groups
-from conftest import REPO
-
-TASK = TaskInfo("rte", regression=False, num_labels=2)
-
-
-def method_cfg(name, **over):
-    """The shipped method config, with the values it normally takes from task and trainer."""
-    cfg = OmegaConf.load(REPO / "conf" / "method" / f"{name}.yaml")
-    if "keep_ratio" in cfg:
-        cfg.keep_ratio = 0.3
-    if "fisher" in cfg:
-        cfg.fisher.max_grad_norm, cfg.fisher.batch_size = 1.0, 4
-    return OmegaConf.merge(cfg, over)
-
-
-def build(cfg, seed):
-    return build_method(cfg, seed, TASK)
-
-
-def loop_cfg(**trainer):
-    """The slice of a run config that loop.train reads."""
-    return OmegaConf.create({"seed": 1, "task": {"regression": False, "metrics": ["accuracy"]},
-                             "impl": {"precision": "fp32", "progress_bar": False},
-                             "trainer": {"epochs": 1, "lr": 1e-3, "weight_decay": 0.01, "adam_beta1": 0.9,
-                                         "adam_beta2": 0.999, "adam_eps": 1e-8, "max_grad_norm": 1.0,
-                                         "warmup_ratio": 0.1, "optimizer": "adamw_torch",
-                                         "optimizer_impl": "for_loop", **trainer}})
-
-
-def tiny_model(seed=0, dropout=0.1):
-    torch.manual_seed(seed)
-    config = AutoConfig.for_model("bert", vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                                  intermediate_size=32, max_position_embeddings=32, num_labels=2,
-                                  hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
-    return AutoModelForSequenceClassification.from_config(config)
-
-
-def collate(features):
-    return {"input_ids": torch.stack([f[0] for f in features]), "attention_mask": torch.ones(len(features), 8, dtype=torch.long),
-            "labels": torch.stack([f[1] for f in features])}
-
-
-def tiny_loader(n=40, batch_size=4, seed=0):
-    g = torch.Generator().manual_seed(123)
-    feats = [(torch.randint(1, 50, (8,), generator=g), torch.randint(0, 2, (), generator=g)) for _ in range(n)]
-    return BatchLoader(feats, batch_size, collate, seeding.generator(seed, "data"))
+from helpers.configs import loop_cfg, resolved_method_cfg
+from helpers.models import rte_method, tiny_bert_model, tiny_loader
 
 
 # ---------------------------------------------------------------- Child-Tuning_F masks
@@ -161,7 +113,7 @@ def test_fisher_pass_is_mean_of_clipped_squared_batch_gradients():
     # The tiny model's per-tensor gradient norms span ~1e-13 to ~2.5e-3 (median ~2e-4): a bound of
     # 1e-4 clips most tensors and leaves the smallest alone, so both branches of the clip are checked.
     bound = 1e-4
-    model, loader = tiny_model(dropout=0.0), tiny_loader(n=12, batch_size=4)
+    model, loader = tiny_bert_model(dropout=0.0), tiny_loader(n=12, batch_size=4)
     params = [p for n, p in model.named_parameters() if "layer" in n]
     fisher = fisher_information(model, loader, params, device=torch.device("cpu"), max_grad_norm=bound)
     expected = [torch.zeros_like(p) for p in params]
@@ -186,7 +138,7 @@ def test_fisher_pass_is_mean_of_clipped_squared_batch_gradients():
 
 
 def test_fisher_per_example_and_unused_parameters():
-    model, loader = tiny_model(dropout=0.0), tiny_loader(n=6, batch_size=3)
+    model, loader = tiny_bert_model(dropout=0.0), tiny_loader(n=6, batch_size=3)
     unused = torch.nn.Parameter(torch.ones(3))          # receives no gradient (like XLNet's r_s_bias)
     params = [model.classifier.weight, unused]
     fisher = fisher_information(model, loader, params, device=torch.device("cpu"), clip_per_tensor=False,
@@ -232,8 +184,8 @@ def test_fp16_skipped_step_skips_the_methods_correction(name, overflow):
     import contextlib
     from childtuning.loop import train_step
     over = {"decay_masked_weights": False} if name == "child_tuning_f" else {}
-    model, loader = tiny_model(dropout=0.0), tiny_loader()
-    method = build(method_cfg(name, **over), seed=1)
+    model, loader = tiny_bert_model(dropout=0.0), tiny_loader()
+    method = rte_method(resolved_method_cfg(name, **over), seed=1)
     method.prepare(model, loader, torch.device("cpu"))
     opt = torch.optim.AdamW(param_groups(model, method.cfg.no_decay, method.cfg.no_decay_names, 0.01), lr=1e-3)
     scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
@@ -255,8 +207,8 @@ def test_fp16_skipped_step_skips_the_methods_correction(name, overflow):
 
 @pytest.mark.parametrize("name", ["child_tuning_f", "child_tuning_d"])
 def test_non_eligible_weights_get_unmasked_gradients(name):
-    model, loader = tiny_model(), tiny_loader()
-    method = build(method_cfg(name, eligible={"include": ["layer"], "exclude": []}), seed=1)
+    model, loader = tiny_bert_model(), tiny_loader()
+    method = rte_method(resolved_method_cfg(name, eligible={"include": ["layer"], "exclude": []}), seed=1)
     method.prepare(model, loader, torch.device("cpu"))
     grads, masked, _ = one_step(model, method, loader)
     eligible = set(method.names)
@@ -269,8 +221,8 @@ def test_non_eligible_weights_get_unmasked_gradients(name):
 
 
 def test_d_never_kept_weight_changes_only_through_weight_decay():
-    model, loader = tiny_model(), tiny_loader()
-    method = build(method_cfg("child_tuning_d"), seed=1)
+    model, loader = tiny_bert_model(), tiny_loader()
+    method = rte_method(resolved_method_cfg("child_tuning_d"), seed=1)
     method.prepare(model, loader, torch.device("cpu"))
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     lr, wd = 1e-3, 0.01
@@ -290,8 +242,8 @@ def test_d_never_kept_weight_changes_only_through_weight_decay():
 
 
 def test_decay_masked_weights_switch_off_keeps_never_kept_weights():
-    model, loader = tiny_model(), tiny_loader()
-    method = build(method_cfg("child_tuning_d", decay_masked_weights=False), seed=1)
+    model, loader = tiny_bert_model(), tiny_loader()
+    method = rte_method(resolved_method_cfg("child_tuning_d", decay_masked_weights=False), seed=1)
     method.prepare(model, loader, torch.device("cpu"))
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     one_step(model, method, loader, lr=1e-2, wd=0.1)
@@ -308,8 +260,8 @@ def test_step_order_is_backward_clip_mask_optimizer_step(monkeypatch):
     monkeypatch.setattr(torch.Tensor, "backward", lambda self, *a, **k: (events.append("backward"), real_backward(self, *a, **k))[1])
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda *a, **k: (events.append("clip"), real_clip(*a, **k))[1])
     monkeypatch.setattr(torch.optim.AdamW, "step", lambda self, *a, **k: (events.append("step"), real_step(self, *a, **k))[1])
-    model, loader = tiny_model(), tiny_loader(n=8)
-    method = build(method_cfg("child_tuning_f"), seed=1)
+    model, loader = tiny_bert_model(), tiny_loader(n=8)
+    method = rte_method(resolved_method_cfg("child_tuning_f"), seed=1)
     real_mask = type(method).before_optimizer_step
     monkeypatch.setattr(type(method), "before_optimizer_step", lambda self, m: (events.append("mask"), real_mask(self, m))[1])
     loop.train(model, method, loader, tiny_loader(n=4), loop_cfg(), torch.device("cpu"))
@@ -323,10 +275,10 @@ def test_d_equals_independent_reference_adamw_on_masked_gradients(impl):
     from childtuning import loop
     lr, wd, b1, b2, eps, steps = 1e-3, 0.01, 0.9, 0.999, 1e-8, 10
     cfg = loop_cfg(lr=lr, weight_decay=wd, adam_beta1=b1, adam_beta2=b2, adam_eps=eps, optimizer_impl=impl)
-    ours, method = tiny_model(dropout=0.0), build(method_cfg("child_tuning_d"), seed=1)
+    ours, method = tiny_bert_model(dropout=0.0), rte_method(resolved_method_cfg("child_tuning_d"), seed=1)
     loop.train(ours, method, tiny_loader(n=4 * steps), tiny_loader(n=4), cfg, torch.device("cpu"))
 
-    ref = tiny_model(dropout=0.0)                  # same initial weights (same seed)
+    ref = tiny_bert_model(dropout=0.0)                  # same initial weights (same seed)
     masks = dict(zip(method.names, method.masks))
     no_decay = {n for n, _ in ref.named_parameters() if "bias" in n or "LayerNorm.weight" in n}
     state = {n: (torch.zeros_like(p), torch.zeros_like(p)) for n, p in ref.named_parameters()}

@@ -4,7 +4,7 @@ import pytest
 
 from childtuning.report import coverage
 
-from conftest import REPO  # noqa: E402
+from helpers.paths import REPO
 
 STUDIES, RESAMPLES, SEED = 4000, 1000, 0       # the command's defaults: results/coverage.md was made with them
 

@@ -4,7 +4,7 @@ import pytest
 import childtuning.train as train_mod
 from childtuning import data, seeding
 from childtuning.config import validate
-from conftest import compose_cfg
+from helpers.configs import compose_cfg
 
 
 def numbered(n: int) -> data.Split:

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from helpers.paths import REPO
 
 README_MAX_LINES = 300
 # An internal tracker reference: "issue 16", "issues 11 and 12", or a bare "#16". A reference

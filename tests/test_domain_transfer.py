@@ -6,31 +6,16 @@ import pytest
 import childtuning.train as train_mod
 from childtuning.errors import InputError
 from childtuning.report import aggregate
-from conftest import compose_cfg, run_notebook
-
-MRPC_MAP = "{task: mrpc, split: dev, label_map: {entailment: '1', not_entailment: '0'}}"
-
-
-def tiny(tmp_path, glue, *extra):
-    return compose_cfg("model=tiny_bert", "task=rte", "task.max_train_samples=24", "trainer.epochs=1",
-                       "trainer.batch_size=8", "impl.progress_bar=false", f"paths.results={tmp_path}",
-                       f"paths.glue_dir={glue}", f"paths.cache={tmp_path}/cache", *extra)
-
-
-def target_records(results, experiment="dt") -> dict:
-    """The target records under <results>/<experiment>/targets, by "task:split"."""
-    out = {}
-    for path in sorted((results / experiment / "targets").glob("*.json")):
-        record = json.loads(path.read_text())
-        out[f"{record['target']['task']}:{record['target']['split']}"] = record
-    return out
+from helpers.configs import MRPC_MAP, compose_cfg, tiny_rte_cfg
+from helpers.notebooks import run_notebook
+from helpers.records import read_target_records
 
 
 @pytest.mark.slow
 def test_a_run_scores_each_target_into_its_own_record_and_keeps_the_in_domain_metric_main(tmp_path, synthetic_glue):
-    rec = train_mod.run(tiny(tmp_path, synthetic_glue, "experiment=dt", f"targets=[{MRPC_MAP},rte:dev]"))
+    rec = train_mod.run(tiny_rte_cfg(tmp_path, synthetic_glue, "experiment=dt", f"targets=[{MRPC_MAP},rte:dev]"))
     assert "targets" not in rec and rec["main_metric"]["value"] == rec["metrics"]["accuracy"]   # in-domain stays main
-    found = target_records(tmp_path)
+    found = read_target_records(tmp_path)
     assert list(found) == ["mrpc:dev", "rte:dev"]
     own = found["rte:dev"]                    # the same model on its own dev split, mapped by name
     assert own["metrics"] == rec["metrics"] and own["target"]["label_map"]["name"] == "by_name"
@@ -47,7 +32,7 @@ def test_a_run_scores_each_target_into_its_own_record_and_keeps_the_in_domain_me
 def test_targets_stay_out_of_the_run_id(tmp_path, synthetic_glue):
     from childtuning.config import validate
     from childtuning.record import run_id
-    ids = {run_id(validate(tiny(tmp_path, synthetic_glue, *extra))) for extra in
+    ids = {run_id(validate(tiny_rte_cfg(tmp_path, synthetic_glue, *extra))) for extra in
            [(), ("targets=[rte:dev]",), (f"targets=[{MRPC_MAP}]",),
             ("targets=[{task: mrpc, split: dev, label_map: {entailment: '0', not_entailment: '1'}}]",)]}
     assert len(ids) == 1
@@ -69,7 +54,7 @@ def test_a_target_added_later_is_scored_by_the_command_from_the_kept_model_witho
     """Declared up front, or added after the run and scored by childtuning.evaluate: the same
     scores, and no training step when it is added later."""
     from childtuning import evaluate
-    from conftest import write_synthetic_glue
+    from helpers.glue import write_synthetic_glue
 
     glue = write_synthetic_glue(tmp_path / "glue", tasks=("CoLA", "MRPC"), n_train=160)
     upfront, later = tmp_path / "upfront", tmp_path / "later"
@@ -81,7 +66,7 @@ def test_a_target_added_later_is_scored_by_the_command_from_the_kept_model_witho
             "trainer.lr=1e-2", f"paths.results={later}", f"paths.glue_dir={glue}", f"paths.cache={later}/cache", "experiment=dt",
             "targets=[cola:dev,mrpc:dev]"]
     assert evaluate.main(args) == 0
-    mine, reference = target_records(later), target_records(upfront)
+    mine, reference = read_target_records(later), read_target_records(upfront)
     assert sorted(mine) == ["cola:dev", "mrpc:dev"] and "kept model dt/" in mine["mrpc:dev"]["model_from"]
     assert mine["cola:dev"]["metrics"] == first["metrics"]
     for name in mine:
@@ -92,11 +77,11 @@ def test_a_target_added_later_is_scored_by_the_command_from_the_kept_model_witho
 
 @pytest.mark.slow
 def test_a_relaunch_with_one_more_target_scores_it_without_training(tmp_path, synthetic_glue, monkeypatch):
-    first = train_mod.run(tiny(tmp_path, synthetic_glue, "experiment=dt", "targets=[rte:dev]"))
+    first = train_mod.run(tiny_rte_cfg(tmp_path, synthetic_glue, "experiment=dt", "targets=[rte:dev]"))
     monkeypatch.setattr(train_mod, "train", lambda *a, **k: pytest.fail("a kept model needs no training"))
-    again = train_mod.run(tiny(tmp_path, synthetic_glue, "experiment=dt", f"targets=[rte:dev,{MRPC_MAP}]"))
+    again = train_mod.run(tiny_rte_cfg(tmp_path, synthetic_glue, "experiment=dt", f"targets=[rte:dev,{MRPC_MAP}]"))
     assert again == first
-    scored = target_records(tmp_path)
+    scored = read_target_records(tmp_path)
     assert sorted(scored) == ["mrpc:dev", "rte:dev"] and scored["rte:dev"]["model_from"] == "end of run"
     assert scored["mrpc:dev"]["model_from"].startswith("kept model dt/")
 
@@ -104,12 +89,12 @@ def test_a_relaunch_with_one_more_target_scores_it_without_training(tmp_path, sy
 def test_evaluate_refuses_a_run_without_a_kept_model_naming_the_fix(tmp_path, synthetic_glue, capsys):
     from childtuning import evaluate
 
-    train_mod.run(tiny(tmp_path, synthetic_glue, "experiment=dt", "trainer.save_model=false", "targets=[rte:dev]"))
+    train_mod.run(tiny_rte_cfg(tmp_path, synthetic_glue, "experiment=dt", "trainer.save_model=false", "targets=[rte:dev]"))
     args = ["model=tiny_bert", "task=rte", "task.max_train_samples=24", "trainer.epochs=1", "trainer.batch_size=8",
             f"paths.results={tmp_path}", f"paths.glue_dir={synthetic_glue}", "experiment=dt", "trainer.save_model=false",
             f"targets=[rte:dev,{MRPC_MAP}]"]
     assert evaluate.main(args) == 2
-    assert "saved no model" in capsys.readouterr().err and len(target_records(tmp_path)) == 1
+    assert "saved no model" in capsys.readouterr().err and len(read_target_records(tmp_path)) == 1
 
 
 @pytest.mark.parametrize("targets, message", [
@@ -124,7 +109,7 @@ def test_evaluate_refuses_a_run_without_a_kept_model_naming_the_fix(tmp_path, sy
 def test_bad_targets_are_refused_before_any_model_loads(tmp_path, synthetic_glue, monkeypatch, targets, message):
     monkeypatch.setattr(train_mod, "build_model", lambda *a, **k: pytest.fail("must fail before the model loads"))
     with pytest.raises(InputError, match=message):
-        train_mod.run(tiny(tmp_path, synthetic_glue, f"targets={targets}"))
+        train_mod.run(tiny_rte_cfg(tmp_path, synthetic_glue, f"targets={targets}"))
     assert not list(tmp_path.glob("*/runs/*.json"))
 
 
@@ -152,8 +137,8 @@ table:
 """ % MRPC_MAP)
     for method in ("vanilla", "child_tuning_f"):
         for seed in (1, 2):
-            train_mod.run(tiny(tmp_path, synthetic_glue, "experiment=dt", f"targets=[{MRPC_MAP},rte:dev]",
-                               f"method={method}", f"seed={seed}"))
+            train_mod.run(tiny_rte_cfg(tmp_path, synthetic_glue, "experiment=dt", f"targets=[{MRPC_MAP},rte:dev]",
+                                       f"method={method}", f"seed={seed}"))
     cells = aggregate("dt", tmp_path, spec)
     assert set(cells["target"]) == {"in-domain (dev)", "mrpc:dev", "rte:dev"} and len(cells) == 6
     assert (cells["n"] == 2).all() and cells.loc[cells["method"] == "vanilla", "delta_vs_baseline"].isna().all()
@@ -233,17 +218,17 @@ def test_the_held_out_target_scores_the_training_examples_outside_the_subset(tmp
     from childtuning import data
     from childtuning.config import validate
 
-    rec = train_mod.run(tiny(tmp_path, synthetic_glue, "experiment=dt", "targets=[rte:heldout]"))
-    held = target_records(tmp_path)["rte:heldout"]
+    rec = train_mod.run(tiny_rte_cfg(tmp_path, synthetic_glue, "experiment=dt", "targets=[rte:heldout]"))
+    held = read_target_records(tmp_path)["rte:heldout"]
     assert held["size"] == 40 - 24 and held["target"]["label_map"] == {"name": "identity", "pairs": {}}
     assert "not in this run's 24-example subset" in held["source"]
-    cfg = validate(tiny(tmp_path, synthetic_glue))
+    cfg = validate(tiny_rte_cfg(tmp_path, synthetic_glue))
     train = data.load_task(cfg.task, cfg.paths.glue_dir, ["train"])["train"]
     used = set(data.training_subset(train, cfg.task, cfg.seed).texts)
     outside = data.held_out(train, cfg.task, cfg.seed)
     assert len(outside) == 16 and not used & set(outside.texts) and held["fingerprint"] == data.fingerprint(outside)
-    stsb = train_mod.run(tiny(tmp_path, synthetic_glue, "experiment=dt", "task=stsb", "targets=[stsb:heldout]"))
-    reg = target_records(tmp_path)["stsb:heldout"]
+    stsb = train_mod.run(tiny_rte_cfg(tmp_path, synthetic_glue, "experiment=dt", "task=stsb", "targets=[stsb:heldout]"))
+    reg = read_target_records(tmp_path)["stsb:heldout"]
     assert set(reg["metrics"]) == {"pearson", "spearman"} and "std" in reg["predictions"] and stsb["status"]
     assert rec["status"] in ("ok", "degenerate")
 
@@ -254,15 +239,15 @@ def test_the_held_out_target_scores_the_training_examples_outside_the_subset(tmp
 ])
 def test_a_held_out_target_is_refused_where_there_is_none(tmp_path, synthetic_glue, extra, message):
     with pytest.raises(InputError, match=message):
-        train_mod.run(tiny(tmp_path, synthetic_glue, "experiment=dt", *extra))
+        train_mod.run(tiny_rte_cfg(tmp_path, synthetic_glue, "experiment=dt", *extra))
 
 
 def test_pre_flight_finds_a_held_out_targets_data_in_the_training_file(tmp_path, synthetic_glue):
     from childtuning.config import validate
     from childtuning.preflight import data_problems
 
-    assert data_problems(validate(tiny(tmp_path, synthetic_glue, "targets=[rte:heldout]"))) == []
+    assert data_problems(validate(tiny_rte_cfg(tmp_path, synthetic_glue, "targets=[rte:heldout]"))) == []
     empty = tmp_path / "empty"
     empty.mkdir()
-    problems = data_problems(validate(tiny(tmp_path, empty, "targets=[rte:heldout]")))
+    problems = data_problems(validate(tiny_rte_cfg(tmp_path, empty, "targets=[rte:heldout]")))
     assert problems and all("RTE/train.tsv" in p or "RTE/dev.tsv" in p for p in problems)

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from childtuning.report import available_experiments, load_spec
 from childtuning.sweep import axis_value, config_path
 
-from conftest import REPO  # noqa: E402
+from helpers.paths import REPO
 FULL, SAMPLE = 24, 12    # a larger sweep is checked on an even sample of its jobs (a compose takes ~0.1 s)
 
 

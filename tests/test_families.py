@@ -17,7 +17,8 @@ from childtuning.errors import InputError
 from childtuning.methods.child_tuning import EligibleRule
 from childtuning.methods.pretrained import is_pretrained
 
-from conftest import REPO, compose_cfg
+from helpers.configs import compose_cfg
+from helpers.paths import REPO
 
 
 def tiny(model_type: str):

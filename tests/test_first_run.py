@@ -2,10 +2,8 @@
 subprocess): missing data, an unwritable results folder, mistyped keys and a SLURM launcher without
 SLURM are refused at launch with exit code 2 and the fix named, before any run starts or any folder
 is made; a dry run prints the plan and runs nothing."""
-import os
 import shutil
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,17 +11,8 @@ import pytest
 
 from childtuning import hub, preflight
 from childtuning.config import load_task_config
-from conftest import REPO
-
-
-def launch(*args, cwd=REPO, env=None, path=None):
-    """`python -m childtuning.train <args>` in `cwd`, offline, wandb off, GLUE_DIR and results unset."""
-    base = {k: v for k, v in os.environ.items() if k not in ("GLUE_DIR", "CHILDTUNING_RESULTS", "HYDRA_FULL_ERROR")}
-    base.update({"WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **(env or {})})
-    if path is not None:
-        base["PATH"] = path
-    return subprocess.run([sys.executable, "-m", "childtuning.train", *args], cwd=cwd, env=base,
-                          capture_output=True, text=True, timeout=300)
+from helpers.commands import launch
+from helpers.paths import REPO
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from childtuning.errors import InputError
-from conftest import REPO
+from helpers.paths import REPO
 
 spec = importlib.util.spec_from_file_location("gpu_estimate", REPO / "benchmarks" / "gpu_estimate.py")
 gpu_estimate = importlib.util.module_from_spec(spec)

@@ -10,7 +10,7 @@ import tarfile
 
 import pytest
 
-from conftest import REAL_GLUE, REPO
+from helpers.paths import REAL_GLUE, REPO
 
 SESSION = REPO / "benchmarks" / "gpu_session.py"
 RETURNABLE = re.compile(r"^[A-Za-z0-9._-]+$")     # what the device tool brings back: at most 8 such files

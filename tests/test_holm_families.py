@@ -11,8 +11,8 @@ from childtuning import comparisons
 from childtuning.aggregate import aggregate, summarize
 from childtuning.errors import InputError
 from childtuning.report.inference import holm
-from test_aggregate import EXPERIMENT_YAML, cell, record, write
-from test_notebook_prior_methods import build      # small records of prior_methods_cpu and its follow-up
+from helpers.records import UNIT_EXPERIMENT_YAML, cell, unit_record, write_runs
+from helpers.studies import write_prior_methods_records
 
 BLOCK = """\
   comparisons:
@@ -24,7 +24,7 @@ AMENDMENT = "    amended: [{date: 2026-12-05, reason: \"the margin was added aft
 
 def experiment(tmp_path, margin="null", amended=""):
     path = tmp_path / "unit.yaml"
-    path.write_text(EXPERIMENT_YAML + BLOCK.format(margin=margin, amended=amended))
+    path.write_text(UNIT_EXPERIMENT_YAML + BLOCK.format(margin=margin, amended=amended))
     return path
 
 
@@ -33,7 +33,7 @@ def runs(digest):
     out = []
     for method, values in (("vanilla", [60.0, 70.0, 80.0]), ("child_tuning_d", [60.4, 70.5, 80.45])):
         for seed, v in enumerate(values, 1):
-            r = record("rte", method, seed, v)
+            r = unit_record("rte", method, seed, v)
             r.pop("comparisons_digest")
             if digest is not None:
                 r["comparisons_digest"] = digest
@@ -45,11 +45,11 @@ def runs(digest):
 def test_records_made_under_another_declaration_are_refused_unless_the_file_says_so(tmp_path):
     path = experiment(tmp_path, margin="1.0")
     current = comparisons.digest({"design": "paired", "margin": 1.0})
-    write(tmp_path / "same", *runs(current))
+    write_runs(tmp_path / "same", *runs(current))
     aggregate("unit", tmp_path / "same", experiment_file=path)           # made under this declaration: fine
 
     for name, digest in (("older", comparisons.digest(None)), ("unstamped", None)):
-        write(tmp_path / name, *runs(digest))
+        write_runs(tmp_path / name, *runs(digest))
         with pytest.raises(InputError, match=r"ran under another table.comparisons declaration.*amended: "
                                              r"\[\{date: YYYY-MM-DD, reason"):
             aggregate("unit", tmp_path / name, experiment_file=path)
@@ -59,7 +59,7 @@ def test_records_made_under_another_declaration_are_refused_unless_the_file_says
 def test_an_amendment_lets_the_table_through_and_the_legend_states_it(tmp_path):
     path = experiment(tmp_path, margin="1.0", amended=AMENDMENT)
     mixed = runs(comparisons.digest(None))[:4] + runs(None)[4:]           # 4 under the old block, 2 under none
-    write(tmp_path / "r", *mixed)
+    write_runs(tmp_path / "r", *mixed)
     aggregate("unit", tmp_path / "r", experiment_file=path)
     md = (tmp_path / "r" / "unit" / "table.md").read_text()
     assert ("**Declaration amended after records existed** (2026-12-05: the margin was added after the runs). Of the "
@@ -69,17 +69,17 @@ def test_an_amendment_lets_the_table_through_and_the_legend_states_it(tmp_path):
 @pytest.mark.slow
 def test_a_declared_margin_says_per_comparison_whether_the_interval_lies_inside_it(tmp_path):
     stamp = comparisons.digest({"margin": 1.0})
-    write(tmp_path / "r", *runs(stamp))
+    write_runs(tmp_path / "r", *runs(stamp))
     frame = aggregate("unit", tmp_path / "r", experiment_file=experiment(tmp_path, margin="1.0"))
     ct = cell(frame, "rte", "child_tuning_d")
     assert -1.0 <= ct["ci_low"] and ct["ci_high"] <= 1.0 and ct["equivalent"] == "yes"
     md = (tmp_path / "r" / "unit" / "table.md").read_text()
     assert "| seeds better | equivalent |" in md and "\"no difference\" may be claimed only there" in md
 
-    write(tmp_path / "wide", *runs(comparisons.digest({"margin": 0.2})))
+    write_runs(tmp_path / "wide", *runs(comparisons.digest({"margin": 0.2})))
     frame = aggregate("unit", tmp_path / "wide", experiment_file=experiment(tmp_path, margin="0.2"))
     assert cell(frame, "rte", "child_tuning_d")["equivalent"] == "no"
-    write(tmp_path / "none", *runs(comparisons.digest(None)))
+    write_runs(tmp_path / "none", *runs(comparisons.digest(None)))
     aggregate("unit", tmp_path / "none", experiment_file=experiment(tmp_path))
     md = (tmp_path / "none" / "unit" / "table.md").read_text()
     assert "equivalent" not in md and "means no evidence of a difference, not evidence of none" in md
@@ -90,7 +90,7 @@ def test_near_constant_runs_are_counted_and_old_records_are_unknown(tmp_path):
     made = runs(comparisons.digest({"margin": None}))
     made[3]["near_constant"], made[4]["near_constant"] = True, False       # child_tuning_d seeds 1 and 2
     made[0]["near_constant"] = False                                       # vanilla seed 1
-    write(tmp_path / "r", *made)
+    write_runs(tmp_path / "r", *made)
     frame = aggregate("unit", tmp_path / "r", experiment_file=experiment(tmp_path))
     ct, van = cell(frame, "rte", "child_tuning_d"), cell(frame, "rte", "vanilla")
     assert (ct["n_near_constant"], ct["n_near_constant_unknown"]) == (1, 1)
@@ -114,7 +114,7 @@ def test_a_follow_up_is_adjusted_together_with_the_family_it_joins(tmp_path):
     """wd_pretrained_strength_cpu declares `joins: prior_methods_cpu`: both tables adjust over the
     union of their comparisons (Avg rows and combinations included), say so, and agree."""
     results = tmp_path / "results"
-    build(results)
+    write_prior_methods_records(results)
     own, parent = raw_p("wd_pretrained_strength_cpu", results), raw_p("prior_methods_cpu", results)
     pooled = holm(np.concatenate([own, parent]))
     m = int(np.isfinite(own).sum() + np.isfinite(parent).sum())
@@ -131,7 +131,7 @@ def test_a_follow_up_is_adjusted_together_with_the_family_it_joins(tmp_path):
     assert f"m = {m}: this table's comparisons pooled with those of `wd_pretrained_strength_cpu`" in md
 
     alone = tmp_path / "alone"                         # the follow-up has no records yet: it adds nothing
-    build(alone)
+    write_prior_methods_records(alone)
     shutil.rmtree(alone / "wd_pretrained_strength_cpu")
     assert summarize("prior_methods_cpu", alone).family.sizes == {"prior_methods_cpu": int(np.isfinite(parent).sum()),
                                                                   "wd_pretrained_strength_cpu": 0}
@@ -142,8 +142,8 @@ def test_a_follow_up_is_adjusted_together_with_the_family_it_joins(tmp_path):
                                           ("wd_pretrained_strength_cpu", "itself joins prior_methods_cpu: join that")])
 def test_joins_must_name_a_family_head(tmp_path, joins, match):
     path = tmp_path / "unit.yaml"
-    path.write_text(EXPERIMENT_YAML + f"  comparisons: {{joins: {joins}}}\n")
-    write(tmp_path / "r", *runs(None))
+    path.write_text(UNIT_EXPERIMENT_YAML + f"  comparisons: {{joins: {joins}}}\n")
+    write_runs(tmp_path / "r", *runs(None))
     with pytest.raises(InputError, match=match):
         aggregate("unit", tmp_path / "r", experiment_file=path)
 
@@ -151,8 +151,8 @@ def test_joins_must_name_a_family_head(tmp_path, joins, match):
 @pytest.mark.slow
 def test_every_table_names_its_interval_and_test(tmp_path):
     path = tmp_path / "unit.yaml"
-    path.write_text(EXPERIMENT_YAML + "  comparisons: {test: sign_flip, interval: bca}\n")
-    write(tmp_path / "r", *runs(comparisons.digest({"test": "sign_flip", "interval": "bca"})))
+    path.write_text(UNIT_EXPERIMENT_YAML + "  comparisons: {test: sign_flip, interval: bca}\n")
+    write_runs(tmp_path / "r", *runs(comparisons.digest({"test": "sign_flip", "interval": "bca"})))
     frame = aggregate("unit", tmp_path / "r", experiment_file=path)
     md = (tmp_path / "r" / "unit" / "table.md").read_text()
     assert "paired BCa bootstrap of the mean paired difference (10,000 resamples" in md

@@ -1,14 +1,15 @@
 """The package's import layers (pyproject.toml [tool.importlinter], docs/architecture.md): no
-module imports a layer above its own, and no subpackage has an import cycle."""
+module imports a layer above its own, and no subpackage has an import cycle; the tests share
+helpers through tests/helpers/ only."""
 from __future__ import annotations
 
+import ast
 import shutil
 import subprocess
 
-
 import pytest
 
-from conftest import REPO
+from helpers.paths import REPO
 
 
 @pytest.mark.skipif(shutil.which("lint-imports", path=str(REPO / ".venv" / "bin")) is None
@@ -59,3 +60,31 @@ def test_every_module_imports():
     for name in names:
         importlib.import_module(name)
     assert "childtuning.probe.__main__" in names and len(names) > 60
+
+
+def imported_names(tree: ast.AST):
+    """(line, module name) of every absolute import in `tree`, `__import__("x")` and
+    `importlib.import_module("x")` included."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from ((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.lineno, node.module
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) in \
+                ("__import__", "import_module") and node.args and isinstance(node.args[0], ast.Constant):
+            yield node.lineno, str(node.args[0].value)
+
+
+def test_no_test_module_imports_another():
+    """A helper two test modules need lives in tests/helpers/: no file under tests/ imports a test
+    module, conftest.py (pytest's plugin, not a library) or another loose module of tests/."""
+    tests = REPO / "tests"
+    loose = {p.stem for p in tests.glob("*.py")}                 # test_*.py and conftest.py
+    offenders = []
+    for path in sorted(tests.rglob("*.py")):
+        for line, name in imported_names(ast.parse(path.read_text(encoding="utf-8"))):
+            top = name.split(".")[0]
+            if top in loose or top.startswith("test_"):
+                offenders.append(f"{path.relative_to(REPO)}:{line}: imports {name}")
+    assert not offenders, ("move what these imports take into a module of tests/helpers/ and import it from "
+                           "there (`from helpers.records import ...`):\n" + "\n".join(offenders))

@@ -4,7 +4,8 @@ import torch
 
 from childtuning import loop
 from childtuning.data import BatchLoader
-from test_core import build, collate, loop_cfg, method_cfg, tiny_loader, tiny_model
+from helpers.configs import loop_cfg, resolved_method_cfg
+from helpers.models import collate, rte_method, tiny_bert_model, tiny_loader
 
 CPU = torch.device("cpu")
 NO_AUTOCAST, _ = loop.autocast_for("fp32", CPU)
@@ -13,7 +14,7 @@ NO_AUTOCAST, _ = loop.autocast_for("fp32", CPU)
 def test_evaluation_ignores_the_training_mode_it_finds():
     """Dev predictions of a model left in training mode (heavy dropout) are the same twice over,
     and equal a plain eval-mode forward pass."""
-    model = tiny_model(dropout=0.5)
+    model = tiny_bert_model(dropout=0.5)
     dev = BatchLoader(tiny_loader(n=24).features, 8, collate)       # file order, as the runner's dev loader
     task = loop_cfg().task
     logits, scores = [], []
@@ -32,10 +33,10 @@ def test_evaluation_ignores_the_training_mode_it_finds():
 def test_loop_trains_with_dropout_and_evaluates_without():
     """Every training forward pass (with gradients) runs in training mode, every dev pass in eval
     mode, in every epoch: evaluation leaves the model as the next epoch needs it."""
-    model = tiny_model(dropout=0.5)
+    model = tiny_bert_model(dropout=0.5)
     seen = []
     model.register_forward_pre_hook(lambda m, args: seen.append((torch.is_grad_enabled(), m.training)))
-    loop.train(model, build(method_cfg("vanilla"), seed=1), tiny_loader(n=8), tiny_loader(n=4), loop_cfg(epochs=3),
-               CPU)
+    loop.train(model, rte_method(resolved_method_cfg("vanilla"), seed=1), tiny_loader(n=8), tiny_loader(n=4),
+               loop_cfg(epochs=3), CPU)
     assert seen == [(True, True)] * 2 + [(False, False)] + [(True, True)] * 2 + [(False, False)] + \
         [(True, True)] * 2 + [(False, False)]                         # 2 steps, then 1 dev batch, per epoch

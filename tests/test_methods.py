@@ -8,7 +8,7 @@ from childtuning import seeding
 from childtuning.errors import InputError
 from childtuning.methods import REGISTRY, Method, register
 from childtuning.child_networks import SELECTIONS, selection
-from conftest import compose_cfg
+from helpers.configs import compose_cfg
 
 # stream_seed(7, name) as the first release computed it (before streams were opened to any name):
 # committed records reproduce only if these never change.

@@ -6,7 +6,7 @@ import pytest
 
 from childtuning import data, metrics
 from childtuning.config import validate
-from conftest import compose_cfg
+from helpers.configs import compose_cfg
 
 # Classification: 6 positives, 4 negatives; TP=4, FN=2, FP=1, TN=3.
 LABELS = np.array([1, 1, 1, 1, 1, 1, 0, 0, 0, 0])

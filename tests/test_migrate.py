@@ -7,7 +7,8 @@ import childtuning.train as train_mod
 from childtuning import SCHEMA_VERSION, migrate
 from childtuning.record import run_id
 
-from test_domain_transfer import MRPC_MAP, target_records, tiny
+from helpers.configs import MRPC_MAP, tiny_rte_cfg
+from helpers.records import read_target_records
 
 
 def as_schema_2(record: dict, targets: dict) -> dict:
@@ -26,8 +27,8 @@ def as_schema_2(record: dict, targets: dict) -> dict:
 
 def test_a_schema_2_record_with_targets_moves_them_into_target_records_under_todays_id(tmp_path, synthetic_glue):
     made = tmp_path / "made"
-    record = train_mod.run(tiny(made, synthetic_glue, "experiment=dt", f"targets=[{MRPC_MAP},rte:dev]"))
-    targets = target_records(made)
+    record = train_mod.run(tiny_rte_cfg(made, synthetic_glue, "experiment=dt", f"targets=[{MRPC_MAP},rte:dev]"))
+    targets = read_target_records(made)
     old = as_schema_2(record, targets)
     assert old["run_id"] != record["run_id"]                  # schema 2 hashed the targets into the id
     folder = tmp_path / "results" / "dt"
@@ -40,7 +41,7 @@ def test_a_schema_2_record_with_targets_moves_them_into_target_records_under_tod
     assert new["schema_version"] == SCHEMA_VERSION and run_id(new["config"]) == new["run_id"] and "targets" not in new
     assert new["metrics"] == record["metrics"] and new["history"] == record["history"]
     assert new["migrated_from"][-1]["run_id"] == old["run_id"]
-    moved = target_records(tmp_path / "results")
+    moved = read_target_records(tmp_path / "results")
     assert sorted(moved) == sorted(targets)
     for name, t in targets.items():
         assert moved[name]["metrics"] == t["metrics"] and moved[name]["run_id"] == t["run_id"], name
@@ -51,7 +52,7 @@ def test_a_schema_2_record_with_targets_moves_them_into_target_records_under_tod
 def test_a_record_that_does_not_match_its_own_schema_rule_is_refused(tmp_path, synthetic_glue):
     import pytest
 
-    record = train_mod.run(tiny(tmp_path / "made", synthetic_glue, "experiment=dt"))
+    record = train_mod.run(tiny_rte_cfg(tmp_path / "made", synthetic_glue, "experiment=dt"))
     old = {**record, "schema_version": 2, "run_id": record["run_id"][:-1] + "x"}
     folder = tmp_path / "results" / "dt"
     (folder / "runs").mkdir(parents=True)

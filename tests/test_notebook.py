@@ -7,8 +7,9 @@ import sys
 import nbformat
 import pytest
 
-from conftest import REAL_GLUE, REPO, has_real_glue, run_notebook, write_synthetic_glue
-
+from helpers.glue import write_synthetic_glue
+from helpers.notebooks import run_notebook
+from helpers.paths import REAL_GLUE, REPO, has_real_glue
 
 
 # every notebook: the committed file carries no outputs, and its first cell names its defaults

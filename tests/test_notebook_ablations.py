@@ -5,32 +5,17 @@ import json
 import numpy as np
 import pytest
 
-from childtuning import SCHEMA_VERSION
-from conftest import run_notebook
-from test_aggregate import write
-from test_report_ablations import mask_record
-
-METRIC = {"cola": "matthews_corrcoef", "rte": "accuracy", "mrpc": "f1", "stsb": "pearson"}
-
-
-def record(experiment, task, method, seed, value, tag="", **config):
-    """A record with what the aggregator reads; `config`: dotted config paths and their values."""
-    cfg = {"task": {"main_metric": METRIC[task]}}
-    for dotted, v in config.items():
-        group, key = dotted.split("__")
-        cfg.setdefault(group, {})[key] = v
-    return {"schema_version": SCHEMA_VERSION, "run_id": f"minilm.{task}.{method}.s{seed}.{tag or '0'}",
-            "experiment": experiment, "model": "minilm", "task": task, "method": method, "seed": seed, "status": "ok",
-            "reason": None, "metrics": {METRIC[task]: value}, "main_metric": {"name": METRIC[task], "value": value},
-            "history": [{"epoch": 1, "metrics": {METRIC[task]: value}, "train_loss": 0.5}], "train_seconds": 1.0,
-            "method_stats": {}, "config": cfg}
+from helpers.notebooks import run_notebook
+from helpers.records import mask_record, write_runs
+from helpers.studies import study_record
 
 
 def build(results):
     rng = np.random.default_rng(0)
     lrs = {"vanilla": 1e-4, "child_tuning_f": 4e-4, "child_tuning_d": 4e-4}
-    write(results, *(record("table1_cpu_tuned", t, m, s, float(50 + 10 * rng.random()), trainer__lr=lr)
-                     for t in ("cola", "rte") for m, lr in lrs.items() for s in (1, 2, 3)), experiment="table1_cpu_tuned")
+    write_runs(results, *(study_record("table1_cpu_tuned", t, m, s, float(50 + 10 * rng.random()), trainer__lr=lr)
+                          for t in ("cola", "rte") for m, lr in lrs.items() for s in (1, 2, 3)),
+               experiment="table1_cpu_tuned")
     choices = [{"where": {"model": "minilm", "method": m}, "values": {"trainer.lr": lr}, "score": 55.0,
                 "at_grid_edge": [], "candidates": [{"values": {"trainer.lr": v}, "score": 50.0 + 1e4 * v,
                                                     "per_task": {"cola": 50.0, "rte": 60.0}, "scored_of_runs": {}}
@@ -39,14 +24,14 @@ def build(results):
         {"experiment": "table1_cpu_tuned", "rule": {"name": "best_mean_over_tasks", "statement": "the best average"},
          "select": ["trainer.lr"], "per": ["model", "method"], "reported_seeds": [1, 2, 3, 4, 5],
          "search": {"experiment": "lr_search_tuned_cpu", "seeds": [0]}, "choices": choices}))
-    write(results, *(record("ablation_cpu", t, "child_tuning_d", s, float(50 + 10 * rng.random()), tag=sel,
-                            method__selection=sel, trainer__lr=4e-4)
-                     for t in ("cola", "rte") for sel in ("top", "random", "bottom") for s in (1, 2, 3)),
-          experiment="ablation_cpu")
-    write(results, *(record("ablation_keep_ratio_cpu", t, m, s, float(40 + 30 * k + rng.random()), tag=str(k),
-                            method__keep_ratio=k, trainer__lr=4e-4)
-                     for t in ("cola", "stsb") for m in ("child_tuning_f", "child_tuning_d")
-                     for k in (0.1, 0.5, 1.0) for s in (1, 2)), experiment="ablation_keep_ratio_cpu")
+    write_runs(results, *(study_record("ablation_cpu", t, "child_tuning_d", s, float(50 + 10 * rng.random()), tag=sel,
+                                       method__selection=sel, trainer__lr=4e-4)
+                          for t in ("cola", "rte") for sel in ("top", "random", "bottom") for s in (1, 2, 3)),
+               experiment="ablation_cpu")
+    write_runs(results, *(study_record("ablation_keep_ratio_cpu", t, m, s, float(40 + 30 * k + rng.random()), tag=str(k),
+                                       method__keep_ratio=k, trainer__lr=4e-4)
+                          for t in ("cola", "stsb") for m in ("child_tuning_f", "child_tuning_d")
+                          for k in (0.1, 0.5, 1.0) for s in (1, 2)), experiment="ablation_keep_ratio_cpu")
     for task in ("rte", "mrpc"):
         for seed in (1, 2):
             mask_record(results, task, seed, rng.random(32) < 0.3, keep=0.3, experiment="overlap_cpu")

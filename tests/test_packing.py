@@ -311,7 +311,7 @@ def test_a_short_run_packed_matches_the_padded_run(tmp_path, synthetic_glue, mod
     the same metrics; training losses agree to float32 rounding; only the packed id says `layout`."""
     import childtuning.train as train_mod
     from childtuning.record import run_id
-    from conftest import compose_cfg
+    from helpers.configs import compose_cfg
 
     def cfg(packing, layout="varlen"):
         return compose_cfg(f"model={model}", "task=mrpc", "task.max_train_samples=24", "trainer.epochs=2",

@@ -7,7 +7,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification
 from childtuning.methods import TaskInfo
 from childtuning.methods import build as build_method
 from childtuning.methods.base import param_groups
-from conftest import compose_cfg
+from helpers.configs import compose_cfg
 
 OFFICIAL_NAMES = ["bias", "LayerNorm.weight"]      # the official Child-Tuning trainers' no_decay list
 ARCHS = {

@@ -13,7 +13,8 @@ from childtuning import REPO_ROOT
 from childtuning.config import compose as compose_run, validate
 from childtuning.preflight import CellComposer, check_cells, sweep_jobs
 from childtuning.record import run_id
-from conftest import REPO, write_synthetic_glue
+from helpers.glue import write_synthetic_glue
+from helpers.paths import REPO
 
 
 @contextmanager

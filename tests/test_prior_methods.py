@@ -8,9 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import REPO, compose_cfg
 from omegaconf import OmegaConf
-from test_core import tiny_loader
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
 import childtuning.train as train_mod
@@ -24,6 +22,9 @@ from childtuning.methods.mixout import MixoutLinear, linears_next_to_dropout
 from childtuning.methods.r3f import symmetric_kl
 from childtuning.methods.recadam import ANNEALS, RecAdamOptimizer
 from childtuning.record import run_id
+from helpers.configs import compose_cfg
+from helpers.models import tiny_loader
+from helpers.paths import REPO
 
 TASK = TaskInfo("rte", regression=False, num_labels=2)
 ARCHS = ("bert", "roberta", "electra", "xlnet")

@@ -24,8 +24,8 @@ from childtuning.probe.head import Standardized, new_head, score, standardizer, 
 from childtuning.record import run_id
 from childtuning.report import summarize
 
-from conftest import REPO
-from conftest import compose_cfg as cfg_for
+from helpers.configs import compose_cfg as cfg_for
+from helpers.paths import REPO
 
 EXP = "task_transfer_smoke"
 
@@ -47,7 +47,7 @@ def probe_files(results):
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     """One tiny_bert source run (RTE, synthetic) with trainer.save_model=true, from the smoke experiment."""
-    from conftest import write_synthetic_glue
+    from helpers.glue import write_synthetic_glue
 
     root = tmp_path_factory.mktemp("probe")
     glue = write_synthetic_glue(root / "glue", ("RTE", "MRPC", "STS-B", "CoLA"))
@@ -364,7 +364,7 @@ def test_a_damaged_probe_record_is_not_counted_and_is_set_aside_and_probed_again
 def test_task_transfer_end_to_end_on_a_tiny_model(tmp_path, capsys):
     """The smoke experiment's source sweep (tiny_bert on RTE, saved models), its probes on MRPC and
     STS-B (synthetic) with the pretrained reference, the table; a rerun probes nothing again."""
-    from conftest import write_synthetic_glue
+    from helpers.glue import write_synthetic_glue
 
     glue = write_synthetic_glue(tmp_path / "glue", ("RTE", "MRPC", "STS-B"))
     results = tmp_path / "results"

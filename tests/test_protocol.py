@@ -260,7 +260,7 @@ def test_a_hydra_sweep_reads_the_selection_in_its_worker_processes(experiments, 
     import subprocess
     import sys
 
-    from conftest import REPO
+    from helpers.paths import REPO
 
     results = tmp_path / "results"
     search_records(results)

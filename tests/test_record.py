@@ -13,7 +13,7 @@ from childtuning.config import validate
 from childtuning.data import Split
 from childtuning.integrity import read_complete
 from childtuning.record import REQUIRED, run_id, sign, write_atomic
-from conftest import compose_cfg
+from helpers.configs import compose_cfg
 
 
 def record(value: float) -> dict:

@@ -17,7 +17,9 @@ import childtuning.train as train_mod
 from childtuning import integrity, lease, signals, storage
 from childtuning import record as record_mod
 from childtuning.aggregate import aggregate
-from conftest import REPO, compose_cfg, write_synthetic_glue
+from helpers.configs import compose_cfg
+from helpers.glue import write_synthetic_glue
+from helpers.paths import REPO
 
 
 def tiny(results, glue, *extra):

@@ -1,11 +1,9 @@
 """Issue 16's report side: Holm-adjusted p-values, expected maximum performance, the curve table
 kind (keep-ratio sweeps) and the overlap table kind (child networks of different tasks)."""
-import hashlib
 import itertools
 import json
 import math
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +13,8 @@ from childtuning.aggregate import aggregate, summarize
 from childtuning.errors import InputError
 from childtuning.report.emp import expected_max
 from childtuning.report.inference import holm
-from test_aggregate import EXPERIMENT_YAML, record, write
-from conftest import write_targets
+from helpers.records import (MASK_NAMES, MASK_SHAPES, UNIT_EXPERIMENT_YAML, mask_record, unit_record,
+                             write_runs, write_targets)
 
 
 # ----------------------------------------------------------------------------- Holm
@@ -32,11 +30,12 @@ def test_holm_matches_the_step_down_rule_by_hand():
 @pytest.mark.slow
 def test_comparison_tables_show_holm_beside_the_raw_p(tmp_path):
     spec = tmp_path / "unit.yaml"
-    spec.write_text(EXPERIMENT_YAML)
+    spec.write_text(UNIT_EXPERIMENT_YAML)
     results = tmp_path / "results"
     vals = {"vanilla": {"rte": [60, 62, 61], "mrpc": [80, 81, 79]},
             "child_tuning_d": {"rte": [70, 73, 71], "mrpc": [80, 82, 80]}}
-    write(results, *(record(t, m, s, v) for m, by in vals.items() for t, vs in by.items() for s, v in zip((1, 2, 3), vs)))
+    write_runs(results, *(unit_record(t, m, s, v) for m, by in vals.items() for t, vs in by.items()
+                          for s, v in zip((1, 2, 3), vs)))
     cells = aggregate("unit", results, experiment_file=spec)
     d = cells[cells["method"] == "child_tuning_d"].set_index("task")
     avg_ct = [(a + b) / 2 for a, b in zip(vals["child_tuning_d"]["rte"], vals["child_tuning_d"]["mrpc"])]
@@ -62,10 +61,11 @@ def test_expected_max_is_the_mean_of_the_max_over_all_draws(values):
 @pytest.mark.slow
 def test_emp_section_and_plots_per_task(tmp_path):
     spec = tmp_path / "unit.yaml"
-    spec.write_text(EXPERIMENT_YAML)
+    spec.write_text(UNIT_EXPERIMENT_YAML)
     results = tmp_path / "results"
-    write(results, *(record("rte", m, s, v) for m, vs in (("vanilla", [60, 70, 80]), ("child_tuning_d", [65, 66, 67]))
-                     for s, v in zip((1, 2, 3), vs)))
+    write_runs(results, *(unit_record("rte", m, s, v)
+                          for m, vs in (("vanilla", [60, 70, 80]), ("child_tuning_d", [65, 66, 67]))
+                          for s, v in zip((1, 2, 3), vs)))
     aggregate("unit", results, experiment_file=spec)
     md = (results / "unit" / "table.md").read_text()
     section = md.split("## Expected maximum performance")[1].split("##")[0]
@@ -104,11 +104,11 @@ def test_curve_kind_plots_score_against_the_axis_and_compares_with_the_reference
     recs = []
     for keep, vals in ((0.1, [50, 52]), (0.5, [60, 61]), (1.0, [70, 72])):
         for seed, v in zip((1, 2), vals):
-            r = record("rte", "child_tuning_d", seed, v)
+            r = unit_record("rte", "child_tuning_d", seed, v)
             r["run_id"] = f"tiny_bert.rte.child_tuning_d.s{seed}.k{keep}"
             r["config"]["method"] = {"keep_ratio": keep}
             recs.append(r)
-    write(results, *recs, experiment="curve")
+    write_runs(results, *recs, experiment="curve")
     cells = aggregate("curve", results, experiment_file=spec).set_index("method.keep_ratio")
     assert cells.loc["0.1", "delta_vs_baseline"] == pytest.approx(51 - 71)
     assert math.isnan(cells.loc["1", "delta_vs_baseline"])                   # the reference itself
@@ -143,28 +143,6 @@ table:
   rows: [model, method]
   columns: task
 """
-NAMES = ["bert.encoder.layer.0.attention.weight", "bert.encoder.layer.1.output.weight"]
-SHAPES = [(4, 5), (2, 6)]          # 20 + 12 eligible weights
-
-
-def mask_record(results, task, seed, mask: np.ndarray, keep=0.5, size=100, experiment="ov"):
-    """A Child-Tuning_D record with a saved child network (as the runner saves it)."""
-    rid = f"tiny_bert.{task}.child_tuning_d.s{seed}.0000000000"
-    folder = Path(results) / experiment / "artifacts" / rid
-    folder.mkdir(parents=True, exist_ok=True)
-    bits = np.packbits(mask)
-    np.savez_compressed(folder / "child_mask.npz", bits=bits, names=np.array(NAMES),
-                        shapes=np.array([str(s) for s in SHAPES]), keep_ratio=keep, selection="top")
-    rec = record(task, "child_tuning_d", seed, None)
-    rec.update(run_id=rid, experiment=experiment, artifacts={"child_mask": "child_mask.npz"},
-               data={"train": {"size": size}},
-               method_params={"selection": "top", "eligible": {"include": ["layer"]}, "keep_ratio": keep},
-               method_stats={"keep_ratio": keep, "selection": "top",
-                             "child_mask_sha256": hashlib.sha256(bits.tobytes()).hexdigest()})
-    write(results, rec, experiment=experiment)
-    return rid
-
-
 @pytest.fixture
 def masks():
     rng = np.random.default_rng(0)
@@ -232,8 +210,8 @@ def test_overlap_refuses_a_mask_that_is_not_the_records(tmp_path, masks):
     results = tmp_path / "results"
     rids = [mask_record(results, t, s, m) for (t, s), m in masks.items()]
     folder = results / "ov" / "artifacts" / rids[0]
-    np.savez_compressed(folder / "child_mask.npz", bits=np.packbits(~masks[("rte", 1)]), names=np.array(NAMES),
-                        shapes=np.array([str(s) for s in SHAPES]))
+    np.savez_compressed(folder / "child_mask.npz", bits=np.packbits(~masks[("rte", 1)]), names=np.array(MASK_NAMES),
+                        shapes=np.array([str(s) for s in MASK_SHAPES]))
     with pytest.raises(InputError, match="SHA-256 differs"):
         aggregate("ov", results, experiment_file=spec)
 
@@ -258,14 +236,14 @@ table:
     recs = []
     for method, shift in (("vanilla", 0.0), ("child_tuning_d", 5.0)):
         for seed, v in zip((1, 2, 3), (60.0, 62.0, 65.0)):
-            r = record("rte", method, seed, v + shift * (1 + seed / 10))
+            r = unit_record("rte", method, seed, v + shift * (1 + seed / 10))
             r.update(experiment="dt")
             target = {"main_metric": "f1", "metrics": {"f1": 70 + seed + shift * seed}}
             if method == "child_tuning_d" and seed == 1:     # a run flagged on its own dev set, not on the target
                 r["near_constant"], target["near_constant"] = True, False
             write_targets(tmp_path, "dt", r, {"mrpc:dev": target})
             recs.append(r)
-    write(tmp_path, *recs, experiment="dt")
+    write_runs(tmp_path, *recs, experiment="dt")
     cells = aggregate("dt", tmp_path, spec)
     d = cells[cells["method"] == "child_tuning_d"]
     assert d["p"].notna().all()                                          # two comparisons: a family of two
@@ -280,7 +258,7 @@ table:
 
 @pytest.mark.slow
 def test_task_transfer_tables_adjust_their_comparisons_too(tmp_path):
-    from transfer_fixtures import write_synthetic
+    from helpers.transfer import write_synthetic
 
     write_synthetic(tmp_path / "results")
     s = summarize("task_transfer_smoke", tmp_path / "results")

@@ -15,7 +15,7 @@ from childtuning.errors import InputError
 from childtuning.readers import Split
 from childtuning.subsets import grouped_indices, resplit
 
-from conftest import REAL_GLUE, REPO, has_real_glue
+from helpers.paths import REAL_GLUE, REPO, has_real_glue
 
 TASKS = sorted(p.stem for p in (REPO / "conf" / "task").glob("*.yaml"))
 

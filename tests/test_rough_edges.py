@@ -9,8 +9,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from childtuning.models import build_model
-from conftest import REPO, compose_cfg
-from test_first_run import launch
+from helpers.commands import launch
+from helpers.configs import compose_cfg
+from helpers.paths import REPO
 
 
 def encoder_cfg(path):

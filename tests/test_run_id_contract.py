@@ -6,7 +6,7 @@ import json
 
 from childtuning.record import id_contract
 
-from conftest import REPO
+from helpers.paths import REPO
 
 CONTRACT = REPO / "tests" / "run_id_contract.json"
 

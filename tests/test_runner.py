@@ -9,8 +9,9 @@ import pytest
 
 import childtuning.train as train_mod
 from childtuning.errors import InputError
-from conftest import REAL_GLUE, REPO, requires_real_glue, write_synthetic_glue
-from conftest import compose_cfg as cfg_for
+from helpers.configs import compose_cfg as cfg_for
+from helpers.glue import write_synthetic_glue
+from helpers.paths import REAL_GLUE, REPO, requires_real_glue
 
 
 def tiny(results, glue, *extra):

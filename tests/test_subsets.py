@@ -9,8 +9,8 @@ import childtuning.train as train_mod
 from childtuning import data, seeding
 from childtuning.readers import Split
 from childtuning.subsets import resplit, stratified_counts, stratified_subsample, subsample, training_subset
-from conftest import compose_cfg
-from nli_fixtures import write_transfer_sets
+from helpers.configs import compose_cfg
+from helpers.nli import write_transfer_sets
 
 
 @pytest.mark.parametrize("counts, n, expected", [

@@ -6,7 +6,7 @@ import sys
 import time
 import pytest
 
-from conftest import REPO
+from helpers.paths import REPO
 
 
 def sweep(results, glue, *extra, **popen):

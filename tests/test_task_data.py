@@ -9,8 +9,9 @@ from omegaconf import OmegaConf
 from childtuning import data
 from childtuning.config import load_task_config
 from childtuning.errors import InputError
-from conftest import REAL_GLUE, has_real_glue, requires_real_glue, write_synthetic_glue
-from nli_fixtures import write_transfer_sets
+from helpers.glue import write_synthetic_glue
+from helpers.nli import write_transfer_sets
+from helpers.paths import REAL_GLUE, has_real_glue, requires_real_glue
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,7 @@ def test_each_set_reads_back_what_was_written(transfer_glue, name, splits):
 
 
 def test_sst2_takes_glue_header_and_the_shared_copys(tmp_path):
-    from nli_fixtures import write_sst2
+    from helpers.nli import write_sst2
     for header in ("text\tlabel", "sentence\tlabel"):
         rows = write_sst2(tmp_path / header[:4], header=header)
         got = data.load_task(task("sst2"), str(tmp_path / header[:4]))
@@ -146,7 +147,8 @@ def test_task_file_mistakes_are_caught_at_validation(overrides, message):
 @pytest.mark.slow
 def test_every_task_file_loads_and_validates_as_a_run():
     from childtuning.config import validate
-    from conftest import REPO, compose_cfg
+    from helpers.configs import compose_cfg
+    from helpers.paths import REPO
     for path in sorted((REPO / "conf" / "task").glob("*.yaml")):
         assert load_task_config(path.stem).name == path.stem
         assert validate(compose_cfg("model=tiny_bert", f"task={path.stem}")).task.name == path.stem

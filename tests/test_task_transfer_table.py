@@ -11,7 +11,8 @@ from childtuning.aggregate import aggregate
 from childtuning.errors import InputError
 from childtuning.report import summarize
 
-from transfer_fixtures import PROBES, SOURCES, probe_record, write_records, write_synthetic
+from helpers.paths import REPO
+from helpers.transfer import PROBES, SOURCES, probe_record, write_records, write_synthetic
 
 EXP = "task_transfer_smoke"
 
@@ -156,7 +157,7 @@ def test_no_probe_records_say_how_to_make_them(tmp_path):
 
 def test_a_layout_the_kind_cannot_draw_is_refused(tmp_path):
     path = tmp_path / "bad.yaml"
-    path.write_text((__import__("conftest").REPO / "experiments" / f"{EXP}.yaml").read_text()
+    path.write_text((REPO / "experiments" / f"{EXP}.yaml").read_text()
                     .replace("columns: target", "columns: task").replace(f"experiment: {EXP}", "experiment: bad"))
     write_synthetic(tmp_path / "results", experiment="bad")
     with pytest.raises(InputError, match="task_transfer table has rows: \\[model, method\\], columns: target"):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from childtuning import threads
-from conftest import compose_cfg
+from helpers.configs import compose_cfg
 
 
 @pytest.fixture

@@ -2,9 +2,8 @@
 
 import pytest
 
-from conftest import run_notebook
-from transfer_fixtures import EXPERIMENT, write_synthetic
-
+from helpers.notebooks import run_notebook
+from helpers.transfer import EXPERIMENT, write_synthetic
 
 
 @pytest.mark.slow

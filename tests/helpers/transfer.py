@@ -8,13 +8,13 @@ import json
 from pathlib import Path
 
 from childtuning import SCHEMA_VERSION, comparisons
+from helpers.records import MAIN_METRIC
 
 EXPERIMENT = "task_transfer_smoke"
-METRIC = {"rte": "accuracy", "mrpc": "f1", "stsb": "pearson"}
 
 
 def source_record(method, seed, value, status="ok", model="tiny_bert", task="rte", experiment=EXPERIMENT):
-    metric = METRIC[task]
+    metric = MAIN_METRIC[task]
     return {"schema_version": SCHEMA_VERSION, "run_id": f"{model}.{task}.{method}.s{seed}.0000000000",
             "experiment": experiment, "model": model, "task": task, "method": method, "seed": seed,
             "status": status, "reason": None if status == "ok" else status,
@@ -29,7 +29,7 @@ def source_record(method, seed, value, status="ok", model="tiny_bert", task="rte
 
 def probe_record(method, seed, target, head_seed, value, status="ok", model="tiny_bert", source_task="rte",
                  experiment=EXPERIMENT):
-    metric = METRIC[target]
+    metric = MAIN_METRIC[target]
     source = f"{model}.{source_task}.{method}.s{seed}.0000000000" if seed is not None else None
     label = source or f"{model}.pretrained"
     history = [{"epoch": 1, "step": 3, "train_loss": 0.5, "metrics": {} if value is None else {metric: value},

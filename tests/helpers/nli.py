@@ -7,7 +7,7 @@ import json
 import random
 from pathlib import Path
 
-from conftest import _labels, _pair, _sentence
+from helpers.glue import balanced_labels, random_words, sentence_pair
 
 NLI = ("entailment", "neutral", "contradiction")
 
@@ -15,8 +15,8 @@ NLI = ("entailment", "neutral", "contradiction")
 def _rows(rng: random.Random, n: int, labels=NLI) -> list[tuple[str, str, str]]:
     """`n` (premise, hypothesis, label name) triples, labels as balanced as possible."""
     out = []
-    for label in _labels(rng, n, labels):
-        s1, s2 = _pair(rng, {"entailment": 0.9, "neutral": 0.5}.get(label, 0.1))
+    for label in balanced_labels(rng, n, labels):
+        s1, s2 = sentence_pair(rng, {"entailment": 0.9, "neutral": 0.5}.get(label, 0.1))
         out.append((s1, s2, label))
     return out
 
@@ -87,8 +87,8 @@ def write_sst2(root: Path, n: int = 30, header: str = "text\tlabel") -> dict:
     rng = random.Random(5)
     out = {}
     for split in ("train", "dev"):
-        labels = _labels(rng, n, ("negative", "positive"))
-        rows = [(" ".join(_sentence(rng)) + " ", y) for y in labels]       # GLUE's SST-2 keeps a trailing space
+        labels = balanced_labels(rng, n, ("negative", "positive"))
+        rows = [(" ".join(random_words(rng)) + " ", y) for y in labels]       # GLUE's SST-2 keeps a trailing space
         _write(root / "SST-2" / f"{split}.tsv", [header] + [f"{s}\t{int(y == 'positive')}" for s, y in rows])
         out[split] = rows
     return out
@@ -98,11 +98,11 @@ def write_qqp(root: Path, n: int = 30) -> dict:
     rng = random.Random(6)
     out = {}
     for split in ("train", "dev"):
-        labels = _labels(rng, n, ("not_duplicate", "duplicate"))
+        labels = balanced_labels(rng, n, ("not_duplicate", "duplicate"))
         rows = []
         lines = ["id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate"]
         for i, y in enumerate(labels):
-            q1, q2 = _pair(rng, 0.9 if y == "duplicate" else 0.2)
+            q1, q2 = sentence_pair(rng, 0.9 if y == "duplicate" else 0.2)
             rows.append((q1, q2, y))
             lines.append(f"{i}\t{2 * i}\t{2 * i + 1}\t{q1}\t{q2}\t{int(y == 'duplicate')}")
         _write(root / "QQP" / f"{split}.tsv", lines)
