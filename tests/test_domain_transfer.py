@@ -251,3 +251,19 @@ def test_pre_flight_finds_a_held_out_targets_data_in_the_training_file(tmp_path,
     empty.mkdir()
     problems = data_problems(validate(tiny_rte_cfg(tmp_path, empty, "targets=[rte:heldout]")))
     assert problems and all("RTE/train.tsv" in p or "RTE/dev.tsv" in p for p in problems)
+
+
+@pytest.mark.slow
+def test_a_one_off_run_with_targets_shows_them_in_its_table(tmp_path, synthetic_glue):
+    """Runs with targets outside a transfer experiment (experiment=<name> on the command line, the
+    table inferred) list their target scores rather than dropping them."""
+    from childtuning.report import aggregate
+
+    for seed in (1, 2):
+        train_mod.run(tiny_rte_cfg(tmp_path, synthetic_glue, "experiment=oneoff", f"targets=[rte:dev,{MRPC_MAP}]", f"seed={seed}"))
+    aggregate("oneoff", tmp_path)
+    md = (tmp_path / "oneoff" / "table.md").read_text()
+    section = md.split("## Evaluation targets", 1)[1].split("## ", 1)[0]
+    assert "| tiny_bert | vanilla | rte | rte:dev | accuracy |" in section
+    assert "| tiny_bert | vanilla | rte | mrpc:dev | f1 |" in section and "(2/2)" in section
+    assert section.index("rte:dev") < section.index("mrpc:dev")            # the declared order

@@ -54,9 +54,37 @@ def render_markdown(s: Summary) -> str:
                         num(c["train_loss_mean"], 3), num(c["seconds_mean"], 0)]
                      for _, c in s.cell_rows()])
     out += child_network_lines(s)
+    out += target_lines(s)
     out += ["", "## Compute", ""] + compute_lines(s.records)
     out += missing_lines(s) + notes_lines(s)
     return "\n".join(out) + "\n"
+
+
+def target_lines(s: Summary) -> list[str]:
+    """The evaluation targets the runs were scored on (their target records), per table row and
+    task, in the runs' declared order: a table of another kind (`transfer`) compares them; here
+    they are listed so that no score a run made is left out of its table."""
+    names = list(dict.fromkeys(n for t in s.records["targets"] for n in (t or {})))
+    if not names:
+        return []
+    rows = []
+    for row in s.rows:
+        runs = s.runs(row)
+        for task in s.tasks:
+            of_task = runs[runs["task"] == task]
+            for name in names:
+                entries = [t[name] for t in of_task["targets"] if t and name in t]
+                if not entries:
+                    continue
+                values = np.array([float(e["metrics"].get(e["main_metric"], np.nan)) for e in entries])
+                got = values[np.isfinite(values)]
+                std = f" ± {num(got.std(ddof=1))}" if len(got) >= 2 else ""
+                rows.append(list(row) + [task, name, entries[0]["main_metric"],
+                                         f"{num(got.mean()) if len(got) else NA}{std} ({len(got)}/{len(entries)})"])
+    return ["", "## Evaluation targets", "",
+            "Each run's final model scored on other tasks' splits (its target records; `table.kind: transfer` "
+            "compares methods on them): the target's main metric, mean ± std over the runs scored (scored/runs). "
+            "No test here.", ""] + md_table(list(s.spec.rows) + ["task", "target", "metric", "score"], rows)
 
 
 def baseline_lines(s: Summary) -> list[str]:
