@@ -28,7 +28,7 @@ def test_tables_reproduce_from_records(experiment, tmp_path):
     from childtuning.report.spec import load_spec, pooled_with
 
     src = REPO / "results" / experiment
-    for records in ("runs", "probes"):          # probes: a task-transfer experiment's probe records
+    for records in ("runs", "probes", "targets"):   # probe records (task transfer), target records (domain transfer)
         if (src / records).is_dir():
             shutil.copytree(src / records, tmp_path / experiment / records)
     for other in pooled_with(experiment, load_spec(experiment).comparisons.joins):    # one Holm family
@@ -46,14 +46,10 @@ def test_tables_reproduce_from_records(experiment, tmp_path):
 
 
 def sweep_jobs(experiment: str) -> list[list[str]]:
-    """The override list of each job the experiment's sweep launches (Hydra's basic sweeper)."""
-    from hydra import compose, initialize_config_dir
-
+    """The override list of each job the experiment's sweep launches (childtuning/sweep.py)."""
     from childtuning import sweep
 
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        params = compose("config", overrides=[f"exp={experiment}"], return_hydra_config=True).hydra.sweeper.params
-    return [[f"exp={experiment}", *job] for job in sweep.jobs(dict(params))]
+    return sweep.experiment_jobs([f"exp={experiment}"])      # each job's overrides, exp=<experiment> among them
 
 
 @pytest.mark.slow

@@ -44,7 +44,9 @@ statistics (Child-Tuning_D's method_stats.kept_fraction_per_layer), table.md sho
 fraction per layer and cell. Outputs are sorted and carry no timestamps, so the same records
 give byte-identical files.
 """
-from . import curve, domain_transfer, glue, overlap, task_transfer  # noqa: F401  (register the table kinds)
+import importlib
+import pkgutil
+
 from .cli import aggregate, main, summarize, write_outputs
 from .frames import load_records
 from .registry import KINDS, TableKind, register
@@ -54,3 +56,6 @@ from .summary import Summary
 
 __all__ = ["KINDS", "Summary", "TableKind", "TableSpec", "aggregate", "available_experiments", "compare", "holm",
            "infer_spec", "load_records", "load_spec", "main", "register", "summarize", "write_outputs"]
+
+for _module in pkgutil.iter_modules(__path__):     # every table kind registers itself (@register), as methods do
+    importlib.import_module(f"{__name__}.{_module.name}")
