@@ -32,7 +32,7 @@ else
   CPU_SWEEP = $(PY) -m childtuning.train -m paths.results=$(RESULTS) $(PARALLEL)
 endif
 
-.PHONY: help setup test test-fast demo smoke plan tables reproduce-table1 reproduce-table1-cpu reproduce-domain-transfer \
+.PHONY: help setup test test-fast test-fast-coverage demo smoke plan tables reproduce-table1 reproduce-table1-cpu reproduce-domain-transfer \
 	reproduce-domain-transfer-cpu reproduce-task-transfer reproduce-task-transfer-cpu reproduce-task-transfer-std-cpu \
 	reproduce-prior-methods \
 	reproduce-prior-methods-cpu reproduce-child-networks-cpu bench \
@@ -59,6 +59,12 @@ test: $(SETUP)  ## run the test suite in TEST_JOBS=2 workers (offline; real-data
 
 test-fast: $(SETUP)  ## the development loop: the tests not marked slow (447 in 36 s on 2 cores); an unmarked test over 5 s of CPU fails
 	CHILDTUNING_TEST_BUDGET_S=5 $(PY) -m pytest -q -n $(TEST_JOBS) -m "not slow"
+
+# One process (coverage follows no xdist worker) and no CPU budget (tracing slows every test). The
+# module check runs even when a test fails; the target fails if either does.
+test-fast-coverage: $(SETUP)  ## the fast tests under coverage.py, then the modules of childtuning/ none of whose functions they ran (fails on any)
+	env -u CHILDTUNING_TEST_BUDGET_S $(PY) -m coverage run --source=childtuning -m pytest -q -p no:xdist -m "not slow"; \
+	  tests=$$?; $(PY) tests/untouched_modules.py .coverage && exit $$tests
 
 demo: $(SETUP)  ## the offline demo: MiniLM x MRPC (1k examples) x vanilla/CT-F/CT-D, seed 1, run again (force), then its table
 	$(SWEEP) exp=demo force=true

@@ -1,15 +1,17 @@
 """A new user's first commands, run as a user runs them (`python -m childtuning.train ...` in a
 subprocess): missing data, an unwritable results folder, mistyped keys and a SLURM launcher without
 SLURM are refused at launch with exit code 2 and the fix named, before any run starts or any folder
-is made; a dry run prints the plan and runs nothing."""
+is made; a dry run prints the plan and runs nothing. The messages for Hydra's own refusals are also
+checked in this process (childtuning/hydra_errors.py), cheaply enough for the fast loop."""
 import shutil
 import statistics
 import sys
 from pathlib import Path
 
 import pytest
+from hydra.errors import HydraException
 
-from childtuning import hub, preflight
+from childtuning import hub, hydra_errors, preflight
 from childtuning.config import load_task_config
 from helpers.commands import launch
 from helpers.paths import REPO
@@ -139,6 +141,49 @@ def test_a_missing_experiment_or_config_file_is_refused_with_the_name_meant(tmp_
         in out.stderr
     assert not list(tmp_path.iterdir())
 
+
+def hydra_refusal(*argv: str) -> str:
+    """The message for Hydra's own refusal of `python -m childtuning.train <argv>`, the refusal made
+    in this process by composing the repository's configs as Hydra does."""
+    overrides, multirun = hydra_errors.command_line(list(argv))
+    with pytest.raises(HydraException) as refused:
+        hydra_errors.Composer(REPO / "conf", "config")(overrides, multirun)
+    return hydra_errors.explain(refused.value, list(argv))
+
+
+def test_an_unknown_key_is_explained_with_the_key_meant_or_where_it_moved():
+    message = hydra_refusal("exp=smoke", "trainer.lrr=1e-5")
+    assert message.startswith("trainer.lrr=1e-5: no setting trainer.lrr in the config; did you mean trainer.lr? "
+                              "(settings under trainer: ")
+    assert "+trainer.lrr=... does not help" in message and "To append to your config" not in message
+    message = hydra_refusal("exp=smoke", "~trainer.lrr")                    # deleting: no advice about adding
+    assert message.startswith("~trainer.lrr: no setting trainer.lrr in the config; did you mean trainer.lr?")
+    assert "does not help" not in message
+    message = hydra_refusal("exp=smoke", "trainer.num_threads=2")          # moved to impl
+    assert message == ("trainer.num_threads=2: no setting trainer.num_threads in the config; trainer.num_threads has "
+                       "moved: threads are a setting of how a run executes: impl.num_threads")
+    assert "has moved: the official code's reserve_p is method.keep_ratio here" in hydra_refusal("reserve_p=0.3")
+    assert "conf/method_task/<method>_<task>.yaml" in hydra_refusal("exp=smoke", "task.keep_ratio=0.3")
+
+
+def test_a_sweep_key_some_cells_lack_is_explained_with_those_cells():
+    message = hydra_refusal("-m", "exp=smoke", "method=vanilla,child_tuning_d", "method.keep_ratio=0")
+    assert message.startswith("method.keep_ratio=0: method.keep_ratio is not a setting of 2 of 4 cell(s) of this "
+                              "sweep: method=vanilla seed=1, method=vanilla seed=2 (in method=vanilla seed=1, the "
+                              "settings under method: ")
+    message = hydra_refusal("-m", "exp=smoke", "method=child_tuning_d,child_tuning_f", "method.keep_ratio=0")
+    assert message.startswith("method.keep_ratio=0: every cell of this sweep has method.keep_ratio")
+    assert message.endswith("Write it as a one-value sweep: 'method.keep_ratio=choice(0)'")
+
+
+def test_a_missing_config_file_or_an_unparsed_override_is_explained():
+    assert hydra_refusal("exp=smoke", "method=vanila").startswith(
+        "method=vanila: there is no conf/method/vanila.yaml; did you mean method=vanilla? (options: ")
+    # what hydra_errors cannot place passes through, without Hydra's advice about its environment variable
+    message = hydra_refusal("exp=smoke", "trainer.lr=1=2")
+    assert message.startswith("mismatched input '='") and "override_grammar" in message
+    refusal = HydraException("odd refusal\nSet the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace.")
+    assert hydra_errors.explain(refusal, ["exp=smoke"]) == "odd refusal"
 
 # ---------------------------------------------------------------- the SLURM launcher without SLURM (item 6)
 @pytest.mark.slow

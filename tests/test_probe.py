@@ -5,6 +5,7 @@ the task-transfer experiment end to end on a tiny model."""
 import json
 import subprocess
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from childtuning.record import run_id
 from childtuning.report import summarize
 
 from helpers.configs import compose_cfg as cfg_for
+from helpers.models import conf_model
 from helpers.paths import REPO
 
 EXP = "task_transfer_smoke"
@@ -169,7 +171,7 @@ def test_command_line_exits_2_on_bad_input_without_traceback(tmp_path, saved):
 # ---------------------------------------------------------------- the probe itself
 def encoder_of(results, record, representation="head_input"):
     model, tokenizer = saved_models.load(saved_models.resolve(results, f"{EXP}/{record['run_id']}"))
-    return FrozenEncoder(model, tokenizer, representation, torch.device("cpu"), __import__("contextlib").nullcontext)
+    return FrozenEncoder(model, tokenizer, representation, torch.device("cpu"), nullcontext)
 
 
 @pytest.mark.slow
@@ -220,15 +222,8 @@ def test_features_read_the_right_token_whatever_the_padding(model, representatio
     """An example's features are the same alone and in a padded batch (right padding, and XLNet's
     left padding), so the representation reads the example's own tokens; head_input differs from
     token only where the head reads a pooler (BERT)."""
-    from contextlib import nullcontext
-
-    from childtuning.models import build_model, build_tokenizer
-
-    model_cfg = OmegaConf.load(REPO / "conf" / "model" / f"{model}.yaml")
     split = data.load_task(probe_run.load_task_config("rte"), str(synthetic_glue), ["train"])["train"]
-    tokenizer = build_tokenizer(model_cfg, [" ".join(t) for t in split.texts], None)
-    torch.manual_seed(0)
-    net = build_model(model_cfg, 2, False, tokenizer)
+    net, tokenizer = conf_model(model, [" ".join(t) for t in split.texts])
     encoder = FrozenEncoder(net, tokenizer, representation, torch.device("cpu"), nullcontext)
     examples = data.tokenize(split, tokenizer, 128, None)[:6]
     assert len({len(e["input_ids"]) for e in examples}) > 1            # the batch really pads
@@ -244,6 +239,45 @@ def test_features_read_the_right_token_whatever_the_padding(model, representatio
             logits = net.eval()(**collate(examples)).logits
             torch.testing.assert_close(OWN_HEAD[net.config.model_type](net, together), logits, rtol=1e-4, atol=1e-5)
 
+
+
+# Hand-made sentence pairs of different lengths: a batch of them pads, and sorting by length reorders them.
+PAIRS = [("the cat sat on the mat by the door", "a cat sat"), ("dogs run", "the dog runs fast today"),
+         ("hello", "hi"), ("one two three four five six seven", "eight nine"), ("rain again", "it rains")]
+
+
+def test_features_are_cached_by_content_and_read_back_from_the_cache(tmp_path):
+    """probe.features: the features of a split come back in its order, are written once per (encoder,
+    split) and read back from the file on the next call; other weights or another representation
+    are another key."""
+    split = data.Split(texts=PAIRS, labels=[0, 1, 0, 1, 1], source="hand-made")
+    net, tokenizer = conf_model("tiny_bert", [" ".join(t) for t in PAIRS])
+    encoder = FrozenEncoder(net, tokenizer, "head_input", torch.device("cpu"), nullcontext)
+    collate = data.Collator(tokenizer, False, None, 1)
+    setting = (64, str(tmp_path), collate, 2, "fp32", 1)     # max length, cache, collate, batch, precision, multiple
+    first, hit = cached(encoder, split, *setting)
+    assert not hit and first.shape == (len(PAIRS), encoder.dim)
+    assert not encoder.base.training and not any(p.requires_grad for p in encoder.base.parameters())
+    examples = data.tokenize(split, tokenizer, 64, None)
+    assert len({len(e["input_ids"]) for e in examples}) == len(PAIRS)
+    alone = torch.cat([encoder(collate([e])) for e in examples])             # row i is example i's
+    torch.testing.assert_close(first, alone, rtol=1e-4, atol=1e-5)
+    files = list((tmp_path / "probe_features").glob("*.pt"))
+    assert len(files) == 1
+    again, hit = cached(encoder, split, *setting)
+    assert hit and torch.equal(again, first)
+    torch.save(torch.zeros_like(first), files[0])                            # the file is what a hit returns
+    assert torch.equal(cached(encoder, split, *setting)[0], torch.zeros_like(first))
+
+    mean, hit = cached(FrozenEncoder(net, tokenizer, "mean", torch.device("cpu"), nullcontext), split, *setting)
+    assert not hit and not torch.allclose(mean, first)
+    with torch.no_grad():
+        net.bert.pooler.dense.bias.add_(1.0)
+    changed, hit = cached(FrozenEncoder(net, tokenizer, "head_input", torch.device("cpu"), nullcontext), split, *setting)
+    assert not hit and not torch.allclose(changed, first)
+    assert len(list((tmp_path / "probe_features").glob("*.pt"))) == 3
+    _, hit = cached(encoder, split, 64, None, collate, 2, "fp32", 1)         # no cache folder: nothing read
+    assert not hit
 
 # How each transformers model applies its own classification head to what it reads from the encoder.
 OWN_HEAD = {"bert": lambda m, f: m.classifier(f),                       # pooler output -> classifier

@@ -1,13 +1,17 @@
-"""A tiny random BERT, batches of random token ids for it, and a method built for a two-label task."""
+"""A tiny random BERT, batches of random token ids for it, a method built for a two-label task, and the
+repository's own tiny models (conf/model/tiny_*.yaml) with their tokenizers."""
 from __future__ import annotations
 
 import torch
+from omegaconf import OmegaConf
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
 from childtuning import seeding
 from childtuning.data import BatchLoader
 from childtuning.methods import TaskInfo
 from childtuning.methods import build as build_method
+from childtuning.models import build_model, build_tokenizer
+from helpers.paths import REPO
 
 RTE_TASK = TaskInfo("rte", regression=False, num_labels=2)
 
@@ -24,6 +28,15 @@ def tiny_bert_model(seed=0, dropout=0.1):
                                   intermediate_size=32, max_position_embeddings=32, num_labels=2,
                                   hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
     return AutoModelForSequenceClassification.from_config(config)
+
+
+def conf_model(name: str, texts: list[str], seed: int = 0):
+    """(model, tokenizer) of conf/model/<name>.yaml (a tiny_* model: random weights from `seed`, two
+    labels), its tokenizer trained on `texts` where the file says so."""
+    model_cfg = OmegaConf.load(REPO / "conf" / "model" / f"{name}.yaml")
+    tokenizer = build_tokenizer(model_cfg, texts, None)
+    torch.manual_seed(seed)
+    return build_model(model_cfg, 2, False, tokenizer), tokenizer
 
 
 def collate(features):
