@@ -1,6 +1,7 @@
 """The `table.comparisons:` declaration (childtuning/comparisons.py): defaults, checks, digest, and
 that every experiment with comparisons declares one."""
 import ast
+import json
 from pathlib import Path
 
 import pytest
@@ -83,7 +84,8 @@ def experiment_files() -> list[Path]:
 @pytest.mark.parametrize("path", experiment_files(), ids=lambda p: p.stem)
 def test_every_experiment_with_comparisons_declares_them(path):
     """An experiment whose table compares (a baseline, not the overlap kind) declares its block in
-    its file (or inherits it whole), checked; one with committed records states an amendment."""
+    its file (or inherits it whole), checked; one with committed records made before that
+    declaration (no comparisons_digest, or another one) states an amendment."""
     from childtuning.report.spec import load_spec
 
     spec = load_spec(path.stem)
@@ -91,5 +93,9 @@ def test_every_experiment_with_comparisons_declares_them(path):
         return
     own = (yaml.safe_load(path.read_text()) or {}).get("table") or {}
     assert "comparisons" in own, f"{path.name}: declare table.comparisons"
-    if (REPO / "results" / path.stem / "runs").is_dir():
-        assert spec.comparisons.amended, f"{path.name}: its records predate the declaration: state it in amended"
+    runs = sorted((REPO / "results" / path.stem / "runs").glob("*.json"))
+    current = spec.comparisons.digest()
+    earlier = [r.name for r in runs if json.loads(r.read_text()).get("comparisons_digest") != current]
+    if earlier:
+        assert spec.comparisons.amended, (f"{path.name}: {len(earlier)} committed record(s) predate the declaration "
+                                          f"(e.g. {earlier[0]}): state it in amended")
