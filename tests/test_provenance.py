@@ -15,7 +15,6 @@ RECORDS = sorted(p for kind in ("runs", "probes", "targets") for p in (REPO / "r
 # from a clean commit. The count must match exactly: a new dirty record fails, and so does an entry
 # left here after its rerun landed (remove it then). The goal is an empty dict.
 PENDING = {
-    "wd_pretrained_strength_cpu": 30,   # the whole study, rerun queued
     "task_transfer_std_cpu": 320,       # every probe: needs task_transfer_cpu's 15 source runs again, with kept models
 }
 
