@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import InputError
 from .emp import plot_emp
 from .glue import GlueTable
-from .plots import STATUS_COLORS, filename
+from .plots import STATUS_COLORS, filename, save_png
 from .registry import register
 
 
@@ -99,8 +99,5 @@ def plot_curves(s, folder: Path) -> list[Path]:
                      f"orange: {', '.join(k for k in STATUS_COLORS if k != 'ok')})", fontsize=8)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6, loc="best")
-        fig.tight_layout()
-        path = folder / f"{filename(task)}.png"
-        fig.savefig(path, format="png", metadata={"Software": None})
-        written.append(path)
+        written.append(save_png(fig, folder / f"{filename(task)}.png"))
     return written

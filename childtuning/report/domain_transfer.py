@@ -16,6 +16,7 @@ from ..errors import InputError
 from .family import legend
 from .markdown import compute_lines
 from .frames import flag
+from .plots import save_png
 from .registry import TableKind, register
 from .stats import (COMPARISON, compare_cells, finite, missing_runs, near_constant_counts, outside_grid,
                     status_counts)
@@ -221,8 +222,5 @@ def plot_targets(s: TransferSummary, folder: Path) -> list[Path]:
         ax.set_title(f"{s.spec.experiment}: {model} trained on {task}, one dot per seed", fontsize=9)
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        path = folder / f"{task}.png"
-        fig.savefig(path, format="png", metadata={"Software": None})
-        written.append(path)
+        written.append(save_png(fig, folder / f"{task}.png"))
     return written

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .plots import filename
+from .plots import filename, save_png
 from .text import NA, md_table, num
 
 MAX_COLUMNS = 10    # table.md shows n = 1..10 (the plots go up to each group's number of runs)
@@ -90,11 +90,7 @@ def plot_emp(summary, folder: Path) -> list[Path]:
         ax.set_title(f"{summary.spec.experiment}: {task}, expected maximum performance", fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
-        fig.tight_layout()
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"emp_{filename(task)}.png"
-        fig.savefig(path, format="png", metadata={"Software": None})
-        written.append(path)
+        written.append(save_png(fig, folder / f"emp_{filename(task)}.png"))
     return written
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 
 from .latex import tex
 from .markdown import compute_lines, missing_lines
+from .plots import save_png
 from .text import md_table, num
 
 COUNTS_FILE = "mask_overlap_counts.json"   # the pairwise counts, beside the records
@@ -142,9 +143,7 @@ def plot_heatmaps(s: OverlapSummary, folder: Path) -> list[Path]:
         fig.colorbar(draw(ax, matrix(s, stat), f"{s.spec.experiment}: {title}"), ax=ax, fraction=0.046)
         ax.set_xlabel("B (column)", fontsize=7)
         ax.set_ylabel("A (row)", fontsize=7)
-    fig.tight_layout()
-    written = [folder / "overlap.png"]
-    fig.savefig(written[0], format="png", metadata={"Software": None})
+    written = [save_png(fig, folder / "overlap.png")]
 
     cols = min(3, len(s.layers)) or 1
     rows = math.ceil(len(s.layers) / cols) or 1
@@ -155,7 +154,5 @@ def plot_heatmaps(s: OverlapSummary, folder: Path) -> list[Path]:
         ax = fig.add_subplot(rows, cols, k + 1)
         kept = s.pairs.loc[s.pairs["layer"] == layer, "chance"].mean()
         draw(ax, m, f"{layer}: |A∩B|/|A| (%), kept {100 * kept:.0f}%", 0, 100 * top)
-    fig.tight_layout()
-    written.append(folder / "overlap_per_layer.png")
-    fig.savefig(written[1], format="png", metadata={"Software": None})
+    written.append(save_png(fig, folder / "overlap_per_layer.png"))
     return written

@@ -16,6 +16,15 @@ def filename(name: str) -> str:
     return re.sub(r"[^\w.-]", "_", name)
 
 
+def save_png(fig, path: Path) -> Path:
+    """Lay out `fig` and write it to `path` (folders made) as a PNG without the matplotlib version
+    in its metadata, so a rebuild from the same records gives the same bytes; returns `path`."""
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", metadata={"Software": None})
+    return path
+
+
 def plot_cells(s: Summary, folder: Path) -> list[Path]:
     """One PNG per task: each table row's per-seed scores as dots (colour = status), its mean as a
     bar, the paper's value as a star where known, the number of runs without a score in the axis
@@ -54,8 +63,5 @@ def plot_cells(s: Summary, folder: Path) -> list[Path]:
         ax.grid(axis="y", alpha=0.3)
         if seen:
             ax.legend(fontsize=7, loc="best")
-        fig.tight_layout()
-        path = folder / f"{filename(task)}.png"
-        fig.savefig(path, format="png", metadata={"Software": None})   # no version string: same bytes each run
-        written.append(path)
+        written.append(save_png(fig, folder / f"{filename(task)}.png"))
     return written

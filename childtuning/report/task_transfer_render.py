@@ -11,7 +11,7 @@ from ..probe.records import PRETRAINED
 from .family import legend
 from .latex import tex
 from .markdown import compute_lines
-from .plots import STATUS_COLORS, filename
+from .plots import STATUS_COLORS, filename, save_png
 from .stats import near_constant_counts
 from .text import NA, md_table, near_constant_legend, near_constant_text, num, signed, test_cells, test_header
 
@@ -218,8 +218,5 @@ def plot_targets(s, folder: Path) -> list[Path]:
         ax.grid(axis="y", alpha=0.3)
         if seen:
             ax.legend(fontsize=7, loc="best")
-        fig.tight_layout()
-        path = folder / f"{filename(target)}.png"
-        fig.savefig(path, format="png", metadata={"Software": None})
-        written.append(path)
+        written.append(save_png(fig, folder / f"{filename(target)}.png"))
     return written
