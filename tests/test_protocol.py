@@ -234,8 +234,11 @@ def test_an_incomplete_search_is_refused(experiments, tmp_path, capsys):
 def test_every_committed_protocol_is_well_formed():
     """Each experiment with a protocol names a rule that exists and a search on other seeds; each
     experiment borrowing a selection names one that has a protocol."""
+    from functools import cache
+
     from childtuning.report import load_spec
 
+    load_spec = cache(load_spec)         # several experiments name the same search or selection
     found = 0
     for name in available_experiments():
         spec = load_spec(name)
