@@ -108,6 +108,27 @@ def test_a_resumed_run_counts_its_measured_time_not_its_last_attempts_stamps(tmp
     assert "everything else (imports, loading data and weights, tokenising, writing) 0.3%" in md
 
 
+def test_a_runs_time_includes_its_target_records_scored_after_its_record(tmp_path, spec):
+    """A run writes its record, then scores its targets, each into a target record: the run's time
+    is its stamps plus those records' seconds, so the split adds up (nothing left over below zero)."""
+    from childtuning import target_records
+
+    out = tmp_path / "results"
+    run = unit_record("rte", "vanilla", 1, 70.0)
+    run.update(started_at="2026-01-01T10:00:00+00:00", finished_at="2026-01-01T10:01:40+00:00",
+               train_seconds=95.0, prepare_seconds=0.0)
+    write_runs(out, run)
+    entry = {"task": "sick", "split": "test", "label_map": {"name": "nli3", "pairs": {"0": "0"}}}
+    target_records.write(out, {**run, "experiment": "unit"}, entry,
+                         {"metrics": {"accuracy": 60.0}, "main_metric": "accuracy", "reason": None, "size": 10,
+                          "fingerprint": "f", "seconds": 30.0})
+    aggregate("unit", out, experiment_file=spec)
+    md = (out / "unit" / "table.md").read_text()
+    assert "plus its target records' seconds) summed over 1 of 1 record(s): 130 s" in md
+    assert "target evaluation 23.1%" in md                                  # 30 of 130 s
+    assert "writing) 3.8%, median 5 s per run" in md                       # 130 - 95 - 30
+
+
 @pytest.mark.slow
 def test_child_network_section_averages_kept_fraction_per_layer(tmp_path, spec):
     out = tmp_path / "results"

@@ -156,6 +156,9 @@ def load_records(experiment: str, results: str | Path, metric: str = "main",
         row["targets"], seconds = target_entries(found, row["declared_targets"])
         if found and math.isfinite(seconds):
             row["target_seconds"] = seconds
+            # a run writes its record, then scores its targets (train.py), so its time stamps leave
+            # the target records' time out (a resumed run's measured time, too): the run's time is both
+            row["seconds"] += seconds
     frame = pd.DataFrame(rows, columns=RECORD_COLUMNS + list(extra))
     frame["seed"] = frame["seed"].astype("int64")
     frame["value"] = frame["value"].astype("float64")
