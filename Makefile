@@ -94,7 +94,7 @@ reproduce-domain-transfer: $(SETUP)  ## paper Sec. 3.4 domain transfer: BERT-lar
 	$(SWEEP) exp=domain_transfer
 	$(PY) -m childtuning.aggregate domain_transfer --results $(RESULTS)
 
-reproduce-domain-transfer-cpu: $(SETUP)  ## domain transfer on MiniLM with offline substitutes (5k pairs of MNLI dev / SNLI test), 3 seeds (about 3 h on 2 cores)
+reproduce-domain-transfer-cpu: $(SETUP)  ## domain transfer on MiniLM with offline substitutes (5k pairs of MNLI dev / SNLI test), 3 seeds (about 2-2.5 h on 2 cores: 4.26 h of one-thread run time)
 	$(CPU_SWEEP) exp=domain_transfer_cpu
 	$(PY) -m childtuning.aggregate domain_transfer_cpu --results $(RESULTS)
 
