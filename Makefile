@@ -122,12 +122,12 @@ reproduce-task-transfer: $(SETUP)  ## paper Sec. 3.4: BERT-large on SST-2 x 3 me
 	$(PY) -m childtuning.probe exp=task_transfer paths.results=$(RESULTS)
 	$(PY) -m childtuning.aggregate task_transfer --results $(RESULTS)
 
-reproduce-task-transfer-cpu: $(SETUP)  ## task transfer on MiniLM: SST-2 (5k) sources, probes on 4 targets (about 2.6 h on 2 busy cores)
+reproduce-task-transfer-cpu: $(SETUP)  ## task transfer on MiniLM: SST-2 (5k) sources, probes on 4 targets (about 1 h on 2 idle cores, 2.6 h on busy ones)
 	$(CPU_SWEEP) exp=task_transfer_cpu
 	$(call PROBE_CPU,task_transfer_cpu)
 	$(PY) -m childtuning.aggregate task_transfer_cpu --results $(RESULTS)
 
-reproduce-task-transfer-std-cpu: $(SETUP)  ## the same with standardised probe heads (reuses task_transfer_cpu's runs; minutes)
+reproduce-task-transfer-std-cpu: $(SETUP)  ## the same with standardised probe heads (reuses task_transfer_cpu's runs; about 20 min without the features cache)
 	$(CPU_SWEEP) exp=task_transfer_std_cpu
 	$(call PROBE_CPU,task_transfer_std_cpu)
 	$(PY) -m childtuning.aggregate task_transfer_std_cpu --results $(RESULTS)
