@@ -197,7 +197,8 @@ def compute_lines(records: pd.DataFrame) -> list[str]:
     total = timed["seconds"].sum()
     devices = sorted(timed["device"].value_counts().items(), key=lambda kv: (-kv[1], kv[0]))
     first, last = min(timed["started_at"], key=timestamp), max(timed["finished_at"], key=timestamp)
-    targets = " plus its target records' seconds" if np.isfinite(timed.get("target_seconds", pd.Series(dtype=float))).any() else ""
+    scored = "target_seconds" in timed and np.isfinite(timed["target_seconds"]).any()    # frames.load_records adds them
+    targets = " plus its target records' seconds" if scored else ""
     return [f"Run time (finished_at − started_at, per record{targets}) summed over {len(timed)} of {len(records)} "
             f"record(s): {total:,.0f} s = {total / 3600:.2f} h.",
             f"First run started {first}, last finished {last} "
