@@ -3,7 +3,10 @@ people, a relaunch beside a running sweep, a requeued job) execute each run once
 lease is a file, `<results>/<experiment>/leases/<run_id>.lease`, holding its owner (host, pid,
 job id, a random token) as JSON; its modification time is the heartbeat, renewed by a daemon
 thread every `heartbeat_s` while the run works. The lease goes when the run's record is written
-or the run ends without one (failure, bad input, preemption); a killed run leaves it behind.
+or the run ends without one (failure, bad input, preemption); a killed run leaves it behind. A
+run killed after its record was written (while it scores its targets, say) leaves a lease no one
+would take over, since a relaunch skips the run: the next launch that reaches the run removes it
+(`clear_stale`, called by childtuning/train.py for a complete record).
 
 A lease is live unless its heartbeat is older than `timeout_s`, or it names this host and a
 process that no longer exists, or it names this SLURM job at an earlier restart (SLURM requeued
@@ -26,6 +29,7 @@ import socket
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -129,6 +133,37 @@ def _link_exclusive(src: Path, dst: Path) -> bool:
         return False
 
 
+@contextmanager
+def _takeover_lock(path: Path, token: str, timeout_s: float):
+    """The exclusive `<lease>.takeover` file, held for the body: yields True when this process
+    holds it, False when another does (it waits up to a second for that one to finish, and removes
+    a lock left stale by a taker that died holding it)."""
+    lock = path.with_name(path.name + ".takeover")
+    lock_tmp = path.parent / f".{lock.name}.{token}.tmp"
+    lock_tmp.write_text(token, encoding="utf-8")
+    try:
+        got = _link_exclusive(lock_tmp, lock)
+    finally:
+        lock_tmp.unlink(missing_ok=True)
+    if not got:
+        try:
+            age = time.time() - lock.stat().st_mtime
+        except FileNotFoundError:
+            age = None
+        if age is not None and age > timeout_s:
+            lock.unlink(missing_ok=True)
+        elif age is not None:
+            deadline = time.time() + 1.0   # another process is taking it over now (milliseconds): see who won
+            while lock.exists() and time.time() < deadline:
+                time.sleep(0.01)
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.unlink(missing_ok=True)
+
+
 class Lease:
     """The lease of one run id in `folder`. `acquire()` returns None when this process now holds
     it, or the live Owner that does; `release()` gives it back; `lost()` says whether another
@@ -179,26 +214,9 @@ class Lease:
     def _take_over(self, seen: Owner, reason: str):
         """Replace the stale lease `seen`, under the takeover lock. Returns True when this process
         now holds the lease, the live Owner that does, or None to try again."""
-        lock = self.path.with_name(self.path.name + ".takeover")
-        lock_tmp = self.folder / f".{lock.name}.{self.token}.tmp"
-        lock_tmp.write_text(self.token, encoding="utf-8")
-        try:
-            got = _link_exclusive(lock_tmp, lock)
-        finally:
-            lock_tmp.unlink(missing_ok=True)
-        if not got:
-            try:
-                age = time.time() - lock.stat().st_mtime
-            except FileNotFoundError:
+        with _takeover_lock(self.path, self.token, self.timeout_s) as got:
+            if not got:
                 return None
-            if age > self.timeout_s:       # a taker that died holding the lock: its lock goes stale too
-                lock.unlink(missing_ok=True)
-                return None
-            deadline = time.time() + 1.0   # another process is taking it over now (milliseconds): see who won
-            while lock.exists() and time.time() < deadline:
-                time.sleep(0.01)
-            return None
-        try:
             now = read_owner(self.path)
             if now is None:
                 return None                # released meanwhile: claim it afresh
@@ -209,8 +227,6 @@ class Lease:
                 return read_owner(self.path) or None
             self.log(f"lease {self.run_id}: taken over from {seen.describe()} ({reason})")
             return True
-        finally:
-            lock.unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ heartbeat
     def _start(self) -> None:
@@ -260,7 +276,29 @@ class Lease:
         self.release()
 
 
+def held_tokens() -> frozenset[str]:
+    """The tokens of the leases this process holds now."""
+    return frozenset(_HELD)
+
+
 def live_owner(folder: Path, run_id: str, timeout_s: float) -> Owner | None:
     """The live owner of `run_id`'s lease in `folder`, or None (no lease, or a stale one)."""
     owner = read_owner(Path(folder) / f"{run_id}{SUFFIX}")
     return owner if owner is not None and stale_reason(owner, timeout_s) is None else None
+
+
+def clear_stale(folder: Path, run_id: str, timeout_s: float, log=print) -> bool:
+    """Remove `run_id`'s lease if it is stale (its owner died, e.g. killed after writing the run's
+    record), under the takeover lock so that a fresh claim made meanwhile is never removed. Returns
+    whether a lease was removed; a live lease, or none, is left as it is."""
+    path = Path(folder) / f"{run_id}{SUFFIX}"
+    seen = read_owner(path)
+    if seen is None or (reason := stale_reason(seen, timeout_s)) is None:
+        return False
+    with _takeover_lock(path, uuid.uuid4().hex, timeout_s) as got:
+        now = read_owner(path) if got else None
+        if now is None or now.token != seen.token or stale_reason(now, timeout_s) is None:
+            return False
+        path.unlink(missing_ok=True)
+    log(f"lease {run_id}: removed, left by {seen.describe()} ({reason})")
+    return True

@@ -254,12 +254,29 @@ def run(cfg: DictConfig) -> dict | None:
 def finished(cfg, record: dict, record_path: Path) -> dict:
     """A run with a complete record is not run again; its declared targets that have no target
     record yet are scored from its kept model."""
+    clear_leftovers(cfg, record["run_id"], record_path.parent)
     todo = targets.missing(cfg.paths.results, cfg.experiment, record["run_id"], cfg.targets)
     if todo and record["status"] in ("ok", "degenerate"):
         storage.probe(record_path.parent.parent / TARGETS)
         score_from_kept_model(cfg, record, todo)
     print(f"skip {record['run_id']}: complete record at {record_path} (force=true reruns it)")
     return record
+
+
+def clear_leftovers(cfg, rid: str, out: Path) -> None:
+    """A run killed after its record was written (scoring its targets, or in the instant before it
+    removes its checkpoint and lease) leaves its lease and perhaps its last checkpoint; a relaunch
+    skips the run, so they are removed here, once no live process holds the run's lease (a live one
+    may be a force=true rerun, whose checkpoint is in use)."""
+    if cfg.lease.enabled:
+        lease.clear_stale(leases_dir(out), rid, cfg.lease.timeout_s)
+        owner = lease.live_owner(leases_dir(out), rid, cfg.lease.timeout_s)
+        if owner is not None and owner.token not in lease.held_tokens():
+            return
+    checkpoint = checkpoint_path(out, rid)
+    if checkpoint.exists():
+        checkpoint.unlink(missing_ok=True)
+        print(f"{rid}: removed {checkpoint}, left by a run killed after writing its record")
 
 
 def run_claimed(cfg, rid: str, record_path: Path, claim: lease.Lease | None, preemption: signals.Preemption) -> dict | None:

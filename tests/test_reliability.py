@@ -161,6 +161,29 @@ def test_a_run_leased_by_a_live_owner_is_skipped_and_says_so(tmp_path, synthetic
     assert record["status"] in ("ok", "degenerate") and not list((tmp_path / "unit" / "leases").iterdir())
 
 
+def test_a_run_killed_after_its_record_leaves_a_lease_and_checkpoint_that_the_next_launch_removes(
+        tmp_path, synthetic_glue, capsys):
+    cfg = tiny(tmp_path, synthetic_glue, "experiment=unit")
+    record = train_mod.run(cfg)
+    rid, out = record["run_id"], tmp_path / "unit" / "runs"
+    checkpoint = record_mod.checkpoint_path(out, rid)
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    # a live owner (another host, fresh heartbeat: a force=true rerun, say): its lease and checkpoint stay
+    held = write_lease(tmp_path / "unit" / "leases", rid, age=3)
+    checkpoint.write_bytes(b"in use")
+    capsys.readouterr()
+    assert train_mod.run(cfg)["run_id"] == rid
+    assert held.exists() and checkpoint.exists() and "removed" not in capsys.readouterr().out
+    # killed on this host after writing the record: its process is gone; the relaunch removes both
+    left = write_lease(tmp_path / "unit" / "leases", rid, host=socket.gethostname(), pid=dead_pid())
+    assert train_mod.run(cfg)["run_id"] == rid
+    said = capsys.readouterr().out
+    assert not left.exists() and not checkpoint.exists(), said
+    assert f"lease {rid}: removed, left by host {socket.gethostname()}" in said and "its process is gone" in said
+    assert f"{rid}: removed {checkpoint}" in said and f"skip {rid}: complete record" in said
+    assert not list((tmp_path / "unit" / "leases").iterdir())
+
+
 def test_the_lease_goes_when_a_run_ends_without_a_record(tmp_path, synthetic_glue):
     (synthetic_glue / "RTE" / "train.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\ta\tb\tmaybe\n")
     with pytest.raises(train_mod.InputError, match="maybe"):
