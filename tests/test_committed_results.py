@@ -7,6 +7,7 @@ tables byte for byte. A hand edit to a
 table, a record added without re-aggregating, or an aggregator change that alters published
 numbers all fail here.
 """
+import functools
 import re
 import shutil
 
@@ -45,11 +46,17 @@ def test_tables_reproduce_from_records(experiment, tmp_path):
     assert plots == sorted(p.name for p in (tmp_path / experiment / "plots").glob("*.png"))
 
 
-def sweep_jobs(experiment: str) -> list[list[str]]:
-    """The override list of each job the experiment's sweep launches (childtuning/sweep.py)."""
+@functools.lru_cache(maxsize=None)
+def composed_grid(experiment: str) -> tuple:
+    """(run id, validated config) of each job the experiment's sweep launches (childtuning/sweep.py),
+    composed once for the two tests below (composition is most of their time; with --dist loadfile
+    both run in one worker)."""
     from childtuning import sweep
+    from childtuning.config import compose, validate
+    from childtuning.record import run_id
 
-    return sweep.experiment_jobs([f"exp={experiment}"])      # each job's overrides, exp=<experiment> among them
+    cfgs = [validate(compose(*job)) for job in sweep.experiment_jobs([f"exp={experiment}"])]
+    return tuple((run_id(cfg), cfg) for cfg in cfgs)
 
 
 @pytest.mark.slow
@@ -59,13 +66,10 @@ def test_relaunch_finds_every_committed_run(experiment):
     """Each job the experiment's sweep launches composes, under today's configs and run-id rule, to
     a distinct run id, and every committed record is one of them: a relaunch skips them all (a
     config change that silently moved run ids, such as a new default, fails here)."""
-    from childtuning.config import compose, validate
-    from childtuning.record import run_id
-
     have = {p.stem for p in (REPO / "results" / experiment / "runs").glob("*.json")}
-    jobs = sweep_jobs(experiment)
-    ids = {run_id(validate(compose(*job))) for job in jobs}
-    assert len(ids) == len(jobs), f"experiments/{experiment}.yaml: two jobs compose to one run id"
+    grid = composed_grid(experiment)
+    ids = {rid for rid, _ in grid}
+    assert len(ids) == len(grid), f"experiments/{experiment}.yaml: two jobs compose to one run id"
     assert have <= ids, f"results/{experiment}: records {sorted(have - ids)[:3]} are not runs of today's grid"
 
 
@@ -77,21 +81,21 @@ def test_composed_grid_reads_the_committed_data(experiment):
     subset rule give today: same fingerprints and sizes (needs the real GLUE files)."""
     import json
 
+    from omegaconf import OmegaConf
+
     from helpers.paths import REAL_GLUE, has_real_glue
-    from childtuning.config import compose, validate
     from childtuning.data import fingerprint
-    from childtuning.record import run_id
     from childtuning.train import load_data
 
     if not has_real_glue("CoLA", "RTE", "MRPC", "STS-B"):
         pytest.skip(f"no real GLUE data under {REAL_GLUE}")
     records = {p.stem: json.loads(p.read_text()) for p in (REPO / "results" / experiment / "runs").glob("*.json")}
     seen = {}
-    for overrides in sweep_jobs(experiment):
-        cfg = validate(compose(*overrides, f"paths.glue_dir={REAL_GLUE}"))
-        rec = records.get(run_id(cfg))
+    for rid, composed in composed_grid(experiment):
+        rec = records.get(rid)
         if rec is None:                # an experiment still running has records for part of its grid
             continue
+        cfg = OmegaConf.merge(composed, {"paths": {"glue_dir": str(REAL_GLUE)}})   # the cached config stays as it was
         key = (cfg.task.name, cfg.seed, cfg.task.max_train_samples)   # the data depend on these only
         if key not in seen:
             seen[key] = {s: {"size": len(v), "fingerprint": fingerprint(v)} for s, v in load_data(cfg).items()}
