@@ -127,6 +127,10 @@ def test_a_runs_time_includes_its_target_records_scored_after_its_record(tmp_pat
     assert "plus its target records' seconds) summed over 1 of 1 record(s): 130 s" in md
     assert "target evaluation 23.1%" in md                                  # 30 of 130 s
     assert "writing) 3.8%, median 5 s per run" in md                       # 130 - 95 - 30
+    # the span ends at the last target record, not at the run record written before it
+    scored = json.loads(next((out / "unit" / "targets").glob("*.json")).read_text())["evaluated_at"]
+    assert scored > run["finished_at"]
+    assert f"started 2026-01-01T10:00:00+00:00, last finished {scored} (the span includes the target records" in md
 
 
 @pytest.mark.slow

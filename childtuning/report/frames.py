@@ -15,7 +15,7 @@ from .text import UNKNOWN
 RECORD_COLUMNS = ["run_id", "file", "model", "task", "method", "seed", "status", "reason", "metric", "value",
                   "history", "method_stats", "train_loss", "seconds", "device", "started_at", "finished_at",
                   "targets", "target_seconds", "train_seconds", "prepare_seconds", "resumed", "near_constant",
-                  "comparisons_digest"]
+                  "comparisons_digest", "last_at"]
 # Time stamps have whole seconds: a run is taken as resumed only when its measured parts exceed
 # its stamps by more than this.
 STAMP_SLACK_S = 1.5
@@ -89,6 +89,7 @@ def parse(path: Path, metric: str, extra: list[str]) -> dict:
            "comparisons_digest": declared_digest(record)}
     started, finished = timestamp(record.get("started_at")), timestamp(record.get("finished_at"))
     row["started_at"], row["finished_at"] = record.get("started_at"), record.get("finished_at")
+    row["last_at"] = row["finished_at"]        # the run's last time stamp; its target records' are added below
     last = row["history"][-1] if row["history"] and isinstance(row["history"][-1], dict) else {}
     row["train_loss"] = score(last.get("train_loss"))
     row["seconds"] = (finished - started).total_seconds() if started and finished else math.nan
@@ -159,6 +160,9 @@ def load_records(experiment: str, results: str | Path, metric: str = "main",
             # a run writes its record, then scores its targets (train.py), so its time stamps leave
             # the target records' time out (a resumed run's measured time, too): the run's time is both
             row["seconds"] += seconds
+        stamps = [t["evaluated_at"] for t in found if timestamp(t.get("evaluated_at"))]
+        if stamps and timestamp(row["last_at"]):
+            row["last_at"] = max([row["last_at"], *stamps], key=timestamp)
     frame = pd.DataFrame(rows, columns=RECORD_COLUMNS + list(extra))
     frame["seed"] = frame["seed"].astype("int64")
     frame["value"] = frame["value"].astype("float64")

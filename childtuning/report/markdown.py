@@ -196,13 +196,15 @@ def compute_lines(records: pd.DataFrame) -> list[str]:
         return ["No record has started_at and finished_at, so no run time is known."]
     total = timed["seconds"].sum()
     devices = sorted(timed["device"].value_counts().items(), key=lambda kv: (-kv[1], kv[0]))
-    first, last = min(timed["started_at"], key=timestamp), max(timed["finished_at"], key=timestamp)
     scored = "target_seconds" in timed and np.isfinite(timed["target_seconds"]).any()    # frames.load_records adds them
+    ends = timed["last_at"] if scored and "last_at" in timed else timed["finished_at"]    # targets are scored after the record
+    first, last = min(timed["started_at"], key=timestamp), max(ends, key=timestamp)
     targets = " plus its target records' seconds" if scored else ""
     return [f"Run time (finished_at − started_at, per record{targets}) summed over {len(timed)} of {len(records)} "
             f"record(s): {total:,.0f} s = {total / 3600:.2f} h.",
             f"First run started {first}, last finished {last} "
-            "(the span includes any pause between sweeps; runs that ran side by side overlap in the sum).",
+            f"(the span includes {'the target records, scored after their runs, and ' if scored else ''}any pause "
+            "between sweeps; runs that ran side by side overlap in the sum).",
             "Devices: " + "; ".join(f"{d} ({n} run{'s' if n != 1 else ''})" for d, n in devices) + "."] + \
         resumed_lines(timed) + split_lines(timed)
 
