@@ -31,19 +31,25 @@ NEAR_CONSTANT_SPREAD = 0.05
 def prediction_summary(predictions: np.ndarray, labels: np.ndarray, regression: bool,
                        label_names: list[str] | None = None) -> dict:
     """How a split's predictions are distributed, for the record: the class histogram (by label
-    name) and the majority class's share, or for regression the predictions' mean and std beside
-    the labels' std; `near_constant` by the thresholds above."""
+    name), the majority class's share and the confusion counts (`by_label`: gold label -> predicted
+    label -> count), or for regression the predictions' mean and std beside the labels' std;
+    `near_constant` by the thresholds above."""
     predictions, labels = np.asarray(predictions), np.asarray(labels)
     if regression:
         spread, label_spread = float(np.std(predictions)), float(np.std(labels))
         return {"n": int(len(predictions)), "mean": float(np.mean(predictions)), "std": spread,
                 "label_std": label_spread, "near_constant": bool(spread < NEAR_CONSTANT_SPREAD * label_spread)}
     names = list(label_names or [])
-    counts = np.bincount(predictions.astype(np.int64), minlength=len(names))
-    histogram = {(names[i] if i < len(names) else str(i)): int(c) for i, c in enumerate(counts)}
+    predictions, labels = predictions.astype(np.int64), labels.astype(np.int64)
+    k = max(len(names), int(predictions.max(initial=-1)) + 1, int(labels.max(initial=-1)) + 1)
+    name = lambda i: names[i] if i < len(names) else str(i)       # noqa: E731
+    counts = np.bincount(predictions, minlength=k)
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (labels, predictions), 1)
     share = float(counts.max() / counts.sum()) if counts.sum() else float("nan")
-    return {"n": int(counts.sum()), "counts": histogram, "majority_share": share,
-            "near_constant": bool(share > NEAR_CONSTANT_SHARE)}
+    return {"n": int(counts.sum()), "counts": {name(i): int(c) for i, c in enumerate(counts)}, "majority_share": share,
+            "near_constant": bool(share > NEAR_CONSTANT_SHARE),
+            "by_label": {name(g): {name(i): int(c) for i, c in enumerate(row)} for g, row in enumerate(confusion)}}
 
 
 def degenerate_reason(predictions: np.ndarray, regression: bool, metrics: dict[str, float]) -> str | None:

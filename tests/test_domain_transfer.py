@@ -148,6 +148,18 @@ table:
     md = (tmp_path / "dt" / "table.md").read_text()
     assert "## tiny_bert, trained on rte" in md and "majority class" in md and "a test: tiny random model" in md
     assert "Target evaluation" in md and (tmp_path / "dt" / "plots" / "rte.png").is_file()
+    # the confusion counts, summed over both seeds: every MRPC dev example once per seed, the right ones as in f1's accuracy
+    from childtuning.report.domain_transfer import confusion, long_frame
+    from childtuning.report.frames import load_records
+    counts = confusion(long_frame(load_records("dt", tmp_path)[0]))
+    mrpc = counts[(counts["target"] == "mrpc:dev") & (counts["method"] == "vanilla")].set_index("gold")
+    assert (mrpc["seeds"] == 2).all() and int(mrpc[["0", "1"]].to_numpy().sum()) == 48
+    right = int(mrpc.loc["0", "0"] + mrpc.loc["1", "1"])
+    accuracy = cells[(cells["target"] == "mrpc:dev") & (cells["method"] == "vanilla")]
+    scored = [json.loads(p.read_text()) for p in (tmp_path / "dt" / "targets").glob("*mrpc-dev*")
+              if ".vanilla." in p.name]
+    assert right == round(sum(r["metrics"]["accuracy"] for r in scored) * 24 / 100) and len(accuracy) == 1
+    assert "## Predictions by gold label" in md and "| predicted 0 | predicted 1 |" in md
     assert (tmp_path / "dt" / "table.tex").read_text().count("\\begin{tabular}") == 1
 
 
@@ -193,9 +205,12 @@ def write_synthetic_transfer(results, experiment="dt_nb"):
             for name in ("snli:dev", "sick:test"):
                 task, split = name.split(":")
                 entry = {"task": task, "split": split, "label_map": {"name": "by_name", "pairs": {}}}
+                right = rng.randrange(20, 40)         # sick:test keeps confusion counts, snli:dev does not
+                predictions = {"by_label": {"entailment": {"entailment": right, "neutral": 40 - right},
+                                            "neutral": {"entailment": 50, "neutral": 10}}} if task == "sick" else None
                 made = target_records.build(record, entry, {
                     "metrics": {"accuracy": acc - 10 + rng.random()}, "main_metric": "accuracy", "reason": None,
-                    "predictions": None, "near_constant": None, "majority_class": {"accuracy": 50.0}, "size": 100,
+                    "predictions": predictions, "near_constant": None, "majority_class": {"accuracy": 50.0}, "size": 100,
                     "dropped": 0, "source": "synthetic", "fingerprint": "0" * 16, "model_from": "end of run",
                     "seconds": 2.0, "device": None})
                 (results / experiment / "targets" / f"{made['run_id']}.json").write_text(json.dumps(made))
@@ -208,6 +223,7 @@ def test_notebook_runs_on_domain_transfer_records(tmp_path, monkeypatch):
     write_synthetic_transfer(results)
     text, images = run_notebook("domain_transfer", monkeypatch, experiment="dt_nb", results=results, experiment_file=spec)
     assert "domain transfer" in text and "sick:test" in text and "target_share" in text
+    assert "% predicted entailment" in text and "83.3" in text       # neutral's row: 150 of 180 called entailment
     assert len(images) >= 2
 
 

@@ -23,6 +23,15 @@ def test_a_class_histogram_by_label_name_and_the_near_constant_flag():
     assert prediction_summary(np.array([1, 1]), np.array([0, 1]), False, None)["counts"] == {"0": 0, "1": 2}
 
 
+def test_the_confusion_counts_by_gold_label():
+    got = prediction_summary(np.array([0, 0, 1, 2, 2, 0]), np.array([0, 1, 1, 1, 2, 2]), False, ["e", "n", "c"])
+    assert got["by_label"] == {"e": {"e": 1, "n": 0, "c": 0}, "n": {"e": 1, "n": 1, "c": 1},
+                               "c": {"e": 1, "n": 0, "c": 1}}
+    # a class no label name covers still gets its row and column, by index
+    assert prediction_summary(np.array([2, 0]), np.array([0, 0]), False, ["a", "b"])["by_label"] == \
+        {"a": {"a": 1, "b": 0, "2": 1}, "b": {"a": 0, "b": 0, "2": 0}, "2": {"a": 0, "b": 0, "2": 0}}
+
+
 def test_a_regression_spread_against_the_labels_spread():
     labels = np.linspace(0, 5, 100)
     ok = prediction_summary(labels * 0.5 + 1, labels, True)

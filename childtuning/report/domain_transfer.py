@@ -41,9 +41,9 @@ def long_frame(records: pd.DataFrame) -> pd.DataFrame:
             status = r["status"] if r["status"] != "ok" else ("degenerate" if t.get("degenerate") else "ok")
             rows.append({**base, "target": name, "metric": main, "value": float(t["metrics"].get(main, math.nan)),
                          "status": status, "majority": float((t.get("majority_class") or {}).get(main, math.nan)),
-                         "near_constant": flag(t.get("near_constant"))})
+                         "near_constant": flag(t.get("near_constant")), "by_label": t.get("by_label")})
     return pd.DataFrame(rows, columns=["model", "task", "method", "seed", "run_id", "target", "metric", "value",
-                                       "status", "majority", "near_constant"])
+                                       "status", "majority", "near_constant", "by_label"])
 
 
 @dataclass
@@ -155,6 +155,7 @@ def render_markdown(s: TransferSummary) -> str:
                     [[c[k] for k in KEY] + [str(c["n_scored"]), str(c["n_ok"]), str(c["n"]),
                                             c["failed_by_status"] or NA, near_constant_text(c)]
                      for c in s.cells.to_dict("records")]) + [""]
+    out += confusion_lines(s.long)
     out += ["## Compute", ""] + compute_lines(s.records) + [""]
     if np.isfinite(s.records["target_seconds"]).any():
         out += [f"Target evaluation (record `target_seconds`): {_share(s.records)} of the summed run time.", ""]
@@ -163,6 +164,44 @@ def render_markdown(s: TransferSummary) -> str:
     notes = [f"skipped unreadable file {m}" for m in s.skipped] + \
         ([f"{len(s.outside)} record(s) outside the grid: {', '.join(s.outside)}"] if s.outside else [])
     return "\n".join(out + (["", "## Notes", ""] + [f"- {n}" for n in notes] if notes else [])) + "\n"
+
+
+def confusion(long: pd.DataFrame) -> pd.DataFrame:
+    """The target records' confusion counts summed over seeds: one row per model, source task,
+    method, target and gold label, a column per predicted label (records made before target
+    records kept them are left out; `confusion_lines` counts them)."""
+    rows = []
+    kept = long[long["by_label"].map(lambda b: isinstance(b, dict) and bool(b))]
+    for key, sub in kept.groupby(KEY, sort=False):
+        total: dict[str, dict[str, int]] = {}
+        for by_label in sub["by_label"]:
+            for gold, row in by_label.items():
+                for pred, n in row.items():
+                    total.setdefault(gold, {}).setdefault(pred, 0)
+                    total[gold][pred] += int(n)
+        rows += [{**dict(zip(KEY, key)), "seeds": len(sub), "gold": gold, **row} for gold, row in total.items()]
+    return pd.DataFrame(rows)
+
+
+def confusion_lines(long: pd.DataFrame) -> list[str]:
+    """The section "Predictions by gold label", from the target records that keep confusion counts."""
+    scored = long[long["target"] != IN_DOMAIN]
+    frame = confusion(scored)
+    if frame.empty:
+        return []
+    lacking = int(scored["by_label"].map(lambda b: not (isinstance(b, dict) and b)).sum())
+    preds = [c for c in frame.columns if c not in KEY + ["seeds", "gold"]]
+    rows = []
+    for r in frame.to_dict("records"):
+        n = sum(int(r[c]) for c in preds if pd.notna(r[c]))
+        rows.append([r["model"], r["task"], r["method"], r["target"], str(r["seeds"]), r["gold"], f"{n:,}"] +
+                    [f"{int(r[c]):,} ({100 * r[c] / n:.1f}%)" if n and pd.notna(r[c]) else NA for c in preds])
+    said = (f" {lacking} run × target score(s) come from target records made before records kept these counts, "
+            "and are left out." if lacking else "")
+    return ["## Predictions by gold label", "",
+            "What each target's gold labels were predicted as (after the label map), counts summed over the seeds "
+            "scored, with the share of the gold label's examples (the record's `predictions.by_label`)." + said, ""] + \
+        md_table(["model", "source", "method", "target", "seeds", "gold", "n"] + [f"predicted {c}" for c in preds], rows) + [""]
 
 
 def _share(records: pd.DataFrame) -> str:
