@@ -57,7 +57,7 @@ $(SETUP): pyproject.toml
 test: $(SETUP)  ## run the test suite in TEST_JOBS=2 workers (offline; real-data tests skip when no GLUE folder is found)
 	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile
 
-test-fast: $(SETUP)  ## the development loop: the tests not marked slow (476 in 38 s on 2 cores); an unmarked test over 5 s of CPU fails
+test-fast: $(SETUP)  ## the development loop: the tests not marked slow (478 in 36 s on 2 cores); an unmarked test over 5 s of CPU fails
 	CHILDTUNING_TEST_BUDGET_S=5 $(PY) -m pytest -q -n $(TEST_JOBS) -m "not slow"
 
 # One process (coverage follows no xdist worker) and no CPU budget (tracing slows every test). The
