@@ -103,8 +103,12 @@ class BatchLoader:
 
     def __init__(self, features: list[dict], batch_size: int, collate, generator: torch.Generator | None = None,
                  progress: bool = False, by_length: bool = False):
-        if by_length:  # evaluation: similar lengths share a batch, so less padding (metrics ignore order)
-            features = sorted(features, key=lambda f: len(f["input_ids"]))
+        # evaluation: similar lengths share a batch, so less padding (metrics ignore order); `source_index`
+        # keeps each example's position in `features` (a target's breakdown lines predictions up with it)
+        self.source_index = list(range(len(features)))
+        if by_length:
+            self.source_index.sort(key=lambda i: len(features[i]["input_ids"]))     # stable, as before
+            features = [features[i] for i in self.source_index]
         self.features, self.batch_size, self.collate = features, batch_size, collate
         self.generator, self.progress = generator, progress
 

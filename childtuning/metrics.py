@@ -52,6 +52,22 @@ def prediction_summary(predictions: np.ndarray, labels: np.ndarray, regression: 
             "by_label": {name(g): {name(i): int(c) for i, c in enumerate(row)} for g, row in enumerate(confusion)}}
 
 
+def by_bin(predictions: np.ndarray, labels: np.ndarray, values: list[float], column: str, edges: list[float],
+           label_names: list[str]) -> dict:
+    """The confusion counts (as prediction_summary's `by_label`) within each bin of `values`, one
+    number per example: bins [edges[i], edges[i+1]), the last closed; examples outside every bin
+    are counted as `outside`."""
+    predictions, labels, values = np.asarray(predictions), np.asarray(labels), np.asarray(values, dtype=float)
+    bins, edges = {}, [float(e) for e in edges]
+    for i, (lo, hi) in enumerate(zip(edges, edges[1:])):
+        last = i == len(edges) - 2
+        inside = (values >= lo) & ((values <= hi) if last else (values < hi))
+        name = f"[{lo:g}, {hi:g}{']' if last else ')'}"
+        bins[name] = prediction_summary(predictions[inside], labels[inside], False, label_names)["by_label"]
+    outside = int(((values < edges[0]) | (values > edges[-1])).sum())
+    return {"column": column, "edges": edges, "bins": bins, "outside": outside}
+
+
 def degenerate_reason(predictions: np.ndarray, regression: bool, metrics: dict[str, float]) -> str | None:
     """Why a run's predictions carry no signal, or None. Such runs are kept and labelled."""
     if not regression and len(np.unique(predictions)) == 1:

@@ -9,7 +9,7 @@ task's label names by `label_codes` (e.g. SNLI's 0/1/2), never assumed.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import REPO_ROOT
@@ -23,6 +23,8 @@ class Split:
     labels: list            # class indices, or floats for regression
     source: str             # file path or hub id, for messages and the record
     dropped: int = 0        # rows skipped for a label in drop_labels (e.g. SNLI pairs without a gold label)
+    # the task's breakdown column (task.breakdown), one float per example, when the task declares one
+    extra: dict[str, list[float]] = field(default_factory=dict)
 
     def __len__(self):
         return len(self.labels)
@@ -133,7 +135,9 @@ def _read_tsv(task, path: Path, read_label):
             raise InputError(f"{path}: empty first line where a header was expected (local.header: true); "
                              "fix the file or set local.header: false")
         _check_header(task, path, lines[0])
-    texts, labels, dropped = [], [], 0
+    column = breakdown_column(task)
+    extra_idx = columns.index(column) if column in columns else None
+    texts, labels, dropped, extra = [], [], 0, []
     for lineno, line in enumerate(lines, start=1):
         line = line.rstrip("\r")
         if (lineno == 1 and task.local.header) or not line:
@@ -148,12 +152,15 @@ def _read_tsv(task, path: Path, read_label):
             continue
         texts.append(tuple(fields[i] for i in text_idx))
         labels.append(label)
-    return texts, labels, dropped
+        if extra_idx is not None:
+            extra.append(breakdown_value(fields[extra_idx], column, f"{path}:{lineno}"))
+    return texts, labels, dropped, ({column: extra} if extra_idx is not None else {})
 
 
 def _read_jsonl(task, path: Path, read_label):
     rename = dict(task.local.rename)
-    texts, labels, dropped = [], [], 0
+    column = breakdown_column(task)
+    texts, labels, dropped, extra = [], [], 0, []
     with open(path, encoding="utf-8-sig") as f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
@@ -178,7 +185,23 @@ def _read_jsonl(task, path: Path, read_label):
                 continue
             texts.append(tuple(row[k] for k in task.text_fields))
             labels.append(label)
-    return texts, labels, dropped
+            if column is not None:
+                extra.append(breakdown_value(row.get(column), column, f"{path}:{lineno}"))
+    return texts, labels, dropped, ({column: extra} if column is not None else {})
+
+
+def breakdown_column(task) -> str | None:
+    """The column the task's target records are broken down by (task.breakdown), or None."""
+    breakdown = getattr(task, "breakdown", None)
+    return str(breakdown.column) if breakdown is not None else None
+
+
+def breakdown_value(raw, column: str, where: str) -> float:
+    try:
+        return float(raw)
+    except (TypeError, ValueError):
+        raise InputError(f"{where}: {column}={raw!r} is not a number (the task's breakdown column); fix the row, "
+                         "or drop breakdown from the task's config") from None
 
 
 def read_local_split(task, folder: Path, split: str) -> Split:
@@ -188,8 +211,8 @@ def read_local_split(task, folder: Path, split: str) -> Split:
     if not path.is_file():
         raise InputError(missing_file_message(task, path, split))
     read = _read_jsonl if path.suffix == ".jsonl" else _read_tsv
-    texts, labels, dropped = read(task, path, _label_reader(task, task.local.label_codes, task.local.drop_labels))
-    return Split(texts, labels, str(path), dropped)
+    texts, labels, dropped, extra = read(task, path, _label_reader(task, task.local.label_codes, task.local.drop_labels))
+    return Split(texts, labels, str(path), dropped, extra)
 
 
 def read_hub_split(task, split: str, looked_in: list[Path] | None = None) -> Split:
@@ -209,7 +232,10 @@ def read_hub_split(task, split: str, looked_in: list[Path] | None = None) -> Spl
                          f"{ds.column_names}); name the hub's columns with hub.text_fields / hub.label_field")
     read = _label_reader(task, task.hub.label_codes, task.hub.drop_labels)
     source = f"hub:{task.hub.path}/{task.hub.name}:{hub_split}"
-    texts, labels, dropped = [], [], 0
+    column = breakdown_column(task)
+    column = column if column in ds.column_names else None     # a hub copy without it: no breakdown
+    values = ds[column] if column else None
+    texts, labels, dropped, extra = [], [], 0, []
     for i, (row, raw) in enumerate(zip(zip(*[ds[f] for f in fields]), ds[label_field])):
         label = read(raw, f"{source} row {i}")
         if label is None:
@@ -217,7 +243,9 @@ def read_hub_split(task, split: str, looked_in: list[Path] | None = None) -> Spl
             continue
         texts.append(tuple(row))
         labels.append(label)
-    return Split(texts, labels, source, dropped)
+        if column:
+            extra.append(breakdown_value(values[i], column, f"{source} row {i}"))
+    return Split(texts, labels, source, dropped, {column: extra} if column else {})
 
 
 def _local_folder(task, glue_dir: str | None, split: str) -> tuple[Path | None, list[Path]]:

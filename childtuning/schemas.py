@@ -94,6 +94,15 @@ class ResplitConfig:
 
 
 @dataclass
+class BreakdownConfig:
+    """A numeric column of the task's files (e.g. SICK's relatedness_score) by whose bins a target
+    record of this task also counts its predictions per gold label (`predictions.by_bin`): bins
+    [edges[i], edges[i+1]), the last one closed. Evaluation only: no run reads it."""
+    column: str = MISSING
+    edges: list[float] = MISSING
+
+
+@dataclass
 class TaskConfig:
     name: str = MISSING
     # Where the data is (hub id, folder, files, columns): not what a run computes. The data
@@ -115,6 +124,7 @@ class TaskConfig:
     # Named maps from another task's predicted labels to this task's, used when this task is an
     # evaluation target (childtuning/label_maps.py); the map used is recorded with the target.
     label_maps: dict[str, dict[str, str]] = not_outcome(default_factory=dict)
+    breakdown: Optional[BreakdownConfig] = not_outcome(default=None)
 
 
 @dataclass

@@ -17,7 +17,8 @@ from .readers import Split
 
 
 def _take(split: Split, idx: list[int], source: str | None = None) -> Split:
-    return Split([split.texts[i] for i in idx], [split.labels[i] for i in idx], source or split.source)
+    return Split([split.texts[i] for i in idx], [split.labels[i] for i in idx], source or split.source,
+                 extra={k: [v[i] for i in idx] for k, v in split.extra.items()})
 
 
 def subsample(split: Split, n: int | None, generator: torch.Generator) -> Split:

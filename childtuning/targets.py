@@ -119,6 +119,16 @@ def majority_scores(task, labels: list) -> dict | None:
     return metrics_lib.compute(list(task.metrics), np.full(len(labels), top), np.asarray(labels))
 
 
+def in_loader_order(target: Target, loader, labels, values: list) -> list:
+    """`values` (one per example of the target split, in file order) in the order the loader gave
+    the predictions (evaluation batches are sorted by length), checked against the gold labels."""
+    order = loader.source_index
+    if len(order) != len(values) or [target.split.labels[i] for i in order] != [int(y) for y in labels]:
+        raise RuntimeError(f"target {target.name}: the predictions do not line up with the split's examples "
+                           "(the breakdown needs each prediction's example); please report this")
+    return [values[i] for i in order]
+
+
 def score(model, target: Target, loader, device, autocast, predict) -> dict:
     """One target's scores: metrics of the mapped predictions, the prediction histogram, the
     majority-class baseline, whether the predictions are degenerate, and the seconds spent."""
@@ -127,8 +137,14 @@ def score(model, target: Target, loader, device, autocast, predict) -> dict:
     preds, labels = predict(model, loader, device, autocast, regression, False)
     mapped = np.asarray(preds if target.mapping is None else target.mapping.apply(preds))
     scores = metrics_lib.compute(list(target.task.metrics), mapped, labels)
+    summary = metrics_lib.prediction_summary(mapped, labels, regression, target.task.labels)
+    breakdown = getattr(target.task, "breakdown", None)
+    if breakdown is not None and breakdown.column in target.split.extra:     # e.g. SICK by relatedness_score
+        values = in_loader_order(target, loader, labels, target.split.extra[breakdown.column])
+        summary["by_bin"] = metrics_lib.by_bin(mapped, labels, values, breakdown.column, list(breakdown.edges),
+                                               list(target.task.labels))
     return {"metrics": scores,
-            "predictions": metrics_lib.prediction_summary(mapped, labels, regression, target.task.labels),
+            "predictions": summary,
             "majority_class": majority_scores(target.task, list(target.split.labels)),
             "degenerate": metrics_lib.degenerate_reason(mapped, regression, scores),
             "seconds": time.perf_counter() - started}

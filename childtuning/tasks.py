@@ -34,6 +34,13 @@ def check_task(t: DictConfig) -> None:
         bad = sorted(set(pairs.values()) - labels)
         check(not bad, f"{at}: label_maps.{name} maps to {bad}, which are not among its labels "
                        f"{list(t.labels or [])} (a map reads another task's predictions as this task's labels)")
+    if t.breakdown is not None:
+        edges = list(t.breakdown.edges)
+        check(len(edges) >= 2 and all(a < b for a, b in zip(edges, edges[1:])),
+              f"{at}: breakdown.edges={edges} must be at least two numbers, strictly ascending (the bins' bounds)")
+        check(not t.local.files or t.breakdown.column in t.local.columns,
+              f"{at}: breakdown.column={t.breakdown.column!r} is not in local.columns {list(t.local.columns)}")
+        check(not t.regression, f"{at}: a breakdown counts predictions per gold label; it needs a classification task")
     declared = set(t.local.files) | set(t.hub.splits)
     if t.resplit is not None:
         check(t.resplit.source in declared, f"{at}: resplit.source={t.resplit.source!r} is not a declared split "

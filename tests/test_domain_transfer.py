@@ -1,6 +1,7 @@
 """Evaluation targets in a run and the domain-transfer table (tiny model, synthetic GLUE folders)."""
 import json
 
+import numpy as np
 import pytest
 
 import childtuning.train as train_mod
@@ -206,8 +207,14 @@ def write_synthetic_transfer(results, experiment="dt_nb"):
                 task, split = name.split(":")
                 entry = {"task": task, "split": split, "label_map": {"name": "by_name", "pairs": {}}}
                 right = rng.randrange(20, 40)         # sick:test keeps confusion counts, snli:dev does not
-                predictions = {"by_label": {"entailment": {"entailment": right, "neutral": 40 - right},
-                                            "neutral": {"entailment": 50, "neutral": 10}}} if task == "sick" else None
+                by_label = {"entailment": {"entailment": right, "neutral": 40 - right},
+                            "neutral": {"entailment": 50, "neutral": 10}}
+                low = {"entailment": {"entailment": 0, "neutral": 0}, "neutral": {"entailment": 10, "neutral": 10}}
+                high = {"entailment": {"entailment": right, "neutral": 40 - right},
+                        "neutral": {"entailment": 40, "neutral": 0}}
+                predictions = {"by_label": by_label, "by_bin": {"column": "relatedness_score", "edges": [1, 3, 5],
+                                                                "bins": {"[1, 3)": low, "[3, 5]": high}, "outside": 0}} \
+                    if task == "sick" else None
                 made = target_records.build(record, entry, {
                     "metrics": {"accuracy": acc - 10 + rng.random()}, "main_metric": "accuracy", "reason": None,
                     "predictions": predictions, "near_constant": None, "majority_class": {"accuracy": 50.0}, "size": 100,
@@ -224,7 +231,23 @@ def test_notebook_runs_on_domain_transfer_records(tmp_path, monkeypatch):
     text, images = run_notebook("domain_transfer", monkeypatch, experiment="dt_nb", results=results, experiment_file=spec)
     assert "domain transfer" in text and "sick:test" in text and "target_share" in text
     assert "% predicted entailment" in text and "83.3" in text       # neutral's row: 150 of 180 called entailment
+    assert "relatedness_score" in text and "[1, 3)" in text            # the counts by bin of the breakdown column
     assert len(images) >= 2
+
+
+@pytest.mark.slow
+def test_the_transfer_table_breaks_a_targets_counts_down_by_its_bins(tmp_path):
+    results, spec = tmp_path / "results", tmp_path / "dt_nb.yaml"
+    spec.write_text(NB_EXPERIMENT)
+    write_synthetic_transfer(results)
+    aggregate("dt_nb", results, spec)
+    md = (results / "dt_nb" / "table.md").read_text()
+    assert "## Predictions by gold label" in md and "### sick:test by relatedness_score" in md
+    assert "snli:dev" not in md.split("## Predictions by gold label")[1].split("## Compute")[0]   # it keeps none
+    # neutral pairs in the low bin: 10 of 20 per seed called entailment, summed over 3 seeds
+    assert "| tiny_bert | rte | vanilla | 3 | [1, 3) | neutral | 60 | 30 (50.0%) | 30 (50.0%) |" in md
+    assert "| tiny_bert | rte | vanilla | 3 | [3, 5] | neutral | 120 | 120 (100.0%) | 0 (0.0%) |" in md
+    assert "6 run × target score(s) come from target records made before" in md
 
 
 @pytest.mark.slow
@@ -283,3 +306,67 @@ def test_a_one_off_run_with_targets_shows_them_in_its_table(tmp_path, synthetic_
     assert "| tiny_bert | vanilla | rte | rte:dev | accuracy |" in section
     assert "| tiny_bert | vanilla | rte | mrpc:dev | f1 |" in section and "(2/2)" in section
     assert section.index("rte:dev") < section.index("mrpc:dev")            # the declared order
+
+
+# ---------------------------------------------------------------- a target's breakdown column (SICK's relatedness)
+SICK_HEADER = "pair_ID\tsentence_A\tsentence_B\trelatedness_score\tentailment_judgment\n"
+
+
+def test_a_task_breakdown_column_is_read_and_checked(tmp_path):
+    from childtuning import readers
+    from childtuning.tasks import load_task_config
+    sick = load_task_config("sick")
+    assert sick.breakdown.column == "relatedness_score" and list(sick.breakdown.edges) == [1, 2, 3, 4, 5]
+    (tmp_path / "SICK").mkdir()
+    rows = ["1\tA man walks.\tA man is walking.\t4.6\tENTAILMENT", "2\tA dog runs.\tA cat sleeps.\t1.2\tNEUTRAL"]
+    (tmp_path / "SICK" / "test.tsv").write_text(SICK_HEADER + "\r\n".join(rows) + "\r\n")
+    split = readers.read_local_split(sick, tmp_path / "SICK", "test")
+    assert split.extra == {"relatedness_score": [4.6, 1.2]} and split.labels == [0, 1]
+    (tmp_path / "SICK" / "test.tsv").write_text(SICK_HEADER + rows[0].replace("4.6", "high") + "\n")
+    with pytest.raises(InputError, match=r"relatedness_score='high' is not a number"):
+        readers.read_local_split(sick, tmp_path / "SICK", "test")
+
+
+@pytest.mark.parametrize("breakdown, message", [
+    ({"column": "relatedness_score", "edges": [3, 1]}, "strictly ascending"),
+    ({"column": "relatedness", "edges": [1, 5]}, "breakdown.column='relatedness' is not in local.columns")])
+def test_a_bad_breakdown_is_refused_naming_the_fix(breakdown, message):
+    from omegaconf import OmegaConf
+
+    from childtuning.tasks import check_task, load_task_config
+    sick = load_task_config("sick")
+    bad = OmegaConf.merge(sick, {"breakdown": breakdown})
+    with pytest.raises(InputError, match=message):
+        check_task(bad)
+
+
+def test_a_targets_breakdown_lines_each_prediction_up_with_its_example():
+    """Evaluation batches are sorted by length, so predictions come out of file order: the breakdown
+    puts each one in its own example's bin, and refuses predictions that do not line up."""
+    from childtuning import data, targets
+    from childtuning.readers import Split
+    from childtuning.tasks import load_task_config
+
+    sick = load_task_config("sick")
+    labels, values = [0, 1, 2, 1, 1, 0], [4.5, 1.1, 3.2, 2.5, 1.9, 4.9]
+    lengths = [9, 3, 7, 5, 2, 8]                        # sorted by length: examples 4, 1, 3, 2, 5, 0
+    features = [{"input_ids": list(range(n)), "labels": y} for n, y in zip(lengths, labels)]
+    loader = data.BatchLoader(features, 4, collate=lambda batch: batch, by_length=True)
+    assert loader.source_index == [4, 1, 3, 2, 5, 0]
+    target = targets.Target("sick:test", sick, None, Split([("a", "b")] * 6, labels, "synthetic", 0,
+                                                           {"relatedness_score": values}), {})
+
+    def predict(model, loader_, *_):                    # the gold label back as the prediction, in loader order
+        gold = [f["labels"] for batch in loader_ for f in batch]
+        return np.array(gold), np.array(gold)
+    scored = targets.score(None, target, loader, "cpu", None, predict)
+    bins = scored["predictions"]["by_bin"]["bins"]
+    per_bin = {name: {g: row[g] for g, row in by_label.items() if row[g]} for name, by_label in bins.items()}
+    assert per_bin == {"[1, 2)": {"neutral": 2}, "[2, 3)": {"neutral": 1}, "[3, 4)": {"contradiction": 1},
+                       "[4, 5]": {"entailment": 2}}
+
+    def shuffled(model, loader_, *_):                   # predictions in some other order: refused
+        gold = [f["labels"] for batch in loader_ for f in batch][::-1]
+        return np.array(gold), np.array(gold)
+    with pytest.raises(RuntimeError, match="do not line up"):
+        targets.score(None, target, loader, "cpu", None, shuffled)

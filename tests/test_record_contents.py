@@ -73,3 +73,16 @@ def test_provenance_sees_code_changes_tracked_or_not_and_tells_them_apart(tmp_pa
 def test_outside_a_checkout_provenance_is_unknown(tmp_path, monkeypatch):
     monkeypatch.setattr(record_mod, "REPO_ROOT", tmp_path)
     assert record_mod.provenance() == {"git_commit": None, "git_dirty": None, "git_diff_sha256": None}
+
+
+def test_the_confusion_counts_by_bin_of_a_number_per_example():
+    from childtuning.metrics import by_bin
+    preds, gold = np.array([0, 2, 2, 1, 0, 2]), np.array([0, 1, 1, 1, 0, 2])
+    values = [1.0, 1.5, 2.0, 4.0, 5.0, 7.0]          # bins [1, 2) [2, 3) [3, 5]; 7 lies outside
+    got = by_bin(preds, gold, values, "score", [1, 2, 3, 5], ["e", "n", "c"])
+    assert got["column"] == "score" and got["edges"] == [1.0, 2.0, 3.0, 5.0] and got["outside"] == 1
+    assert list(got["bins"]) == ["[1, 2)", "[2, 3)", "[3, 5]"]
+    assert got["bins"]["[1, 2)"] == {"e": {"e": 1, "n": 0, "c": 0}, "n": {"e": 0, "n": 0, "c": 1},
+                                     "c": {"e": 0, "n": 0, "c": 0}}
+    assert got["bins"]["[2, 3)"]["n"] == {"e": 0, "n": 0, "c": 1}
+    assert got["bins"]["[3, 5]"]["n"] == {"e": 0, "n": 1, "c": 0} and got["bins"]["[3, 5]"]["e"]["e"] == 1

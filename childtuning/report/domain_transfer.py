@@ -41,9 +41,10 @@ def long_frame(records: pd.DataFrame) -> pd.DataFrame:
             status = r["status"] if r["status"] != "ok" else ("degenerate" if t.get("degenerate") else "ok")
             rows.append({**base, "target": name, "metric": main, "value": float(t["metrics"].get(main, math.nan)),
                          "status": status, "majority": float((t.get("majority_class") or {}).get(main, math.nan)),
-                         "near_constant": flag(t.get("near_constant")), "by_label": t.get("by_label")})
+                         "near_constant": flag(t.get("near_constant")), "by_label": t.get("by_label"),
+                         "by_bin": t.get("by_bin")})
     return pd.DataFrame(rows, columns=["model", "task", "method", "seed", "run_id", "target", "metric", "value",
-                                       "status", "majority", "near_constant", "by_label"])
+                                       "status", "majority", "near_constant", "by_label", "by_bin"])
 
 
 @dataclass
@@ -166,42 +167,82 @@ def render_markdown(s: TransferSummary) -> str:
     return "\n".join(out + (["", "## Notes", ""] + [f"- {n}" for n in notes] if notes else [])) + "\n"
 
 
+def _kept(value) -> bool:
+    return isinstance(value, dict) and bool(value)
+
+
+def _add(total: dict, by_label: dict) -> None:
+    for gold, row in by_label.items():
+        for pred, n in row.items():
+            total.setdefault(gold, {}).setdefault(pred, 0)
+            total[gold][pred] += int(n)
+
+
 def confusion(long: pd.DataFrame) -> pd.DataFrame:
     """The target records' confusion counts summed over seeds: one row per model, source task,
     method, target and gold label, a column per predicted label (records made before target
     records kept them are left out; `confusion_lines` counts them)."""
     rows = []
-    kept = long[long["by_label"].map(lambda b: isinstance(b, dict) and bool(b))]
-    for key, sub in kept.groupby(KEY, sort=False):
+    for key, sub in long[long["by_label"].map(_kept)].groupby(KEY, sort=False):
         total: dict[str, dict[str, int]] = {}
         for by_label in sub["by_label"]:
-            for gold, row in by_label.items():
-                for pred, n in row.items():
-                    total.setdefault(gold, {}).setdefault(pred, 0)
-                    total[gold][pred] += int(n)
+            _add(total, by_label)
         rows += [{**dict(zip(KEY, key)), "seeds": len(sub), "gold": gold, **row} for gold, row in total.items()]
     return pd.DataFrame(rows)
 
 
+def confusion_by_bin(long: pd.DataFrame) -> pd.DataFrame:
+    """As `confusion`, within each bin of the target task's breakdown column (task.breakdown; the
+    records' `predictions.by_bin`): a `column` and a `bin` column beside the gold label."""
+    rows = []
+    for key, sub in long[long["by_bin"].map(_kept)].groupby(KEY, sort=False):
+        totals: dict[tuple, dict] = {}
+        for by_bin in sub["by_bin"]:
+            for name, by_label in by_bin["bins"].items():
+                _add(totals.setdefault((by_bin["column"], name), {}), by_label)
+        rows += [{**dict(zip(KEY, key)), "seeds": len(sub), "column": column, "bin": name, "gold": gold, **row}
+                 for (column, name), total in totals.items() for gold, row in total.items()]
+    return pd.DataFrame(rows)
+
+
+def _confusion_rows(frame: pd.DataFrame, head: list[str]) -> tuple[list[str], list[list[str]]]:
+    """The predicted-label columns of a confusion frame and its rows as table cells: `head` columns,
+    then the gold label's n and each predicted label's count and share of n."""
+    preds = [c for c in frame.columns if c not in KEY + ["seeds", "column", "bin", "gold"]]
+    rows = []
+    for r in frame.to_dict("records"):
+        n = sum(int(r[c]) for c in preds if pd.notna(r[c]))
+        rows.append([str(r[h]) for h in head] + [f"{n:,}"] +
+                    [f"{int(r[c]):,} ({100 * r[c] / n:.1f}%)" if n and pd.notna(r[c]) else NA for c in preds])
+    return preds, rows
+
+
 def confusion_lines(long: pd.DataFrame) -> list[str]:
-    """The section "Predictions by gold label", from the target records that keep confusion counts."""
+    """The sections "Predictions by gold label" (and by bin of a target's breakdown column), from
+    the target records that keep confusion counts."""
     scored = long[long["target"] != IN_DOMAIN]
     frame = confusion(scored)
     if frame.empty:
         return []
-    lacking = int(scored["by_label"].map(lambda b: not (isinstance(b, dict) and b)).sum())
-    preds = [c for c in frame.columns if c not in KEY + ["seeds", "gold"]]
-    rows = []
-    for r in frame.to_dict("records"):
-        n = sum(int(r[c]) for c in preds if pd.notna(r[c]))
-        rows.append([r["model"], r["task"], r["method"], r["target"], str(r["seeds"]), r["gold"], f"{n:,}"] +
-                    [f"{int(r[c]):,} ({100 * r[c] / n:.1f}%)" if n and pd.notna(r[c]) else NA for c in preds])
+    lacking = int((~scored["by_label"].map(_kept)).sum())
     said = (f" {lacking} run × target score(s) come from target records made before records kept these counts, "
             "and are left out." if lacking else "")
-    return ["## Predictions by gold label", "",
-            "What each target's gold labels were predicted as (after the label map), counts summed over the seeds "
-            "scored, with the share of the gold label's examples (the record's `predictions.by_label`)." + said, ""] + \
-        md_table(["model", "source", "method", "target", "seeds", "gold", "n"] + [f"predicted {c}" for c in preds], rows) + [""]
+    head = ["model", "task", "method", "target", "seeds", "gold"]
+    preds, rows = _confusion_rows(frame, head)
+    names = ["model", "source", "method", "target", "seeds", "gold", "n"]
+    out = ["## Predictions by gold label", "",
+           "What each target's gold labels were predicted as (after the label map), counts summed over the seeds "
+           "scored, with the share of the gold label's examples (the record's `predictions.by_label`)." + said, ""] + \
+        md_table(names + [f"predicted {c}" for c in preds], rows) + [""]
+    binned = confusion_by_bin(scored)
+    for (target, column), part in (binned.groupby(["target", "column"], sort=False) if not binned.empty else []):
+        preds, rows = _confusion_rows(part, ["model", "task", "method", "seeds", "bin", "gold"])
+        out += [f"### {target} by {column}", "",
+                f"The same counts within bins of the target's `{column}` column (its task file's `breakdown`; the "
+                "record's `predictions.by_bin`), summed over seeds.", ""] + \
+            md_table(["model", "source", "method", "seeds", "bin", "gold", "n"] + [f"predicted {c}" for c in preds],
+                     rows) + [""]
+    return out
 
 
 def _share(records: pd.DataFrame) -> str:

@@ -118,7 +118,8 @@ def target_entries(records: list[dict], declared: list[str]) -> tuple[dict, floa
                      "main_metric": t["main_metric"]["name"], "size": t["size"], "label_map": t["target"]["label_map"],
                      "majority_class": t.get("majority_class"), "degenerate": t.get("reason"),
                      "near_constant": t.get("near_constant"),
-                     "by_label": (t.get("predictions") or {}).get("by_label")}    # confusion counts; older records lack them
+                     "by_label": (t.get("predictions") or {}).get("by_label"),   # confusion counts; older records lack them
+                     "by_bin": (t.get("predictions") or {}).get("by_bin")}       # the same per bin of task.breakdown
         seconds += score(t.get("seconds"))
     return out, seconds if records else math.nan
 
