@@ -133,26 +133,43 @@ def _link_exclusive(src: Path, dst: Path) -> bool:
         return False
 
 
+def _lock_path(path: Path) -> Path:
+    return path.with_name(path.name + ".takeover")
+
+
+def _remove_stale_lock(lock: Path, timeout_s: float) -> bool:
+    """Remove a takeover lock whose taker died holding it (its process gone from this host, or the
+    lock older than timeout_s); True when one was removed."""
+    try:
+        age = time.time() - lock.stat().st_mtime
+        holder = json.loads(lock.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError):
+        holder = {}
+    gone = (isinstance(holder, dict) and holder.get("host") == socket.gethostname()
+            and isinstance(holder.get("pid"), int) and holder["pid"] != os.getpid() and process_gone(holder["pid"]))
+    if gone or age > timeout_s:
+        lock.unlink(missing_ok=True)
+        return True
+    return False
+
+
 @contextmanager
 def _takeover_lock(path: Path, token: str, timeout_s: float):
-    """The exclusive `<lease>.takeover` file, held for the body: yields True when this process
-    holds it, False when another does (it waits up to a second for that one to finish, and removes
-    a lock left stale by a taker that died holding it)."""
-    lock = path.with_name(path.name + ".takeover")
+    """The exclusive `<lease>.takeover` file (naming its holder), held for the body: yields True
+    when this process holds it, False when another does (it waits up to a second for that one to
+    finish, and removes a lock left stale by a taker that died holding it)."""
+    lock = _lock_path(path)
     lock_tmp = path.parent / f".{lock.name}.{token}.tmp"
-    lock_tmp.write_text(token, encoding="utf-8")
+    lock_tmp.write_text(json.dumps({"token": token, "host": socket.gethostname(), "pid": os.getpid()}),
+                        encoding="utf-8")
     try:
         got = _link_exclusive(lock_tmp, lock)
     finally:
         lock_tmp.unlink(missing_ok=True)
     if not got:
-        try:
-            age = time.time() - lock.stat().st_mtime
-        except FileNotFoundError:
-            age = None
-        if age is not None and age > timeout_s:
-            lock.unlink(missing_ok=True)
-        elif age is not None:
+        if not _remove_stale_lock(lock, timeout_s):
             deadline = time.time() + 1.0   # another process is taking it over now (milliseconds): see who won
             while lock.exists() and time.time() < deadline:
                 time.sleep(0.01)
@@ -289,9 +306,12 @@ def live_owner(folder: Path, run_id: str, timeout_s: float) -> Owner | None:
 
 def clear_stale(folder: Path, run_id: str, timeout_s: float, log=print) -> bool:
     """Remove `run_id`'s lease if it is stale (its owner died, e.g. killed after writing the run's
-    record), under the takeover lock so that a fresh claim made meanwhile is never removed. Returns
-    whether a lease was removed; a live lease, or none, is left as it is."""
+    record), under the takeover lock so that a fresh claim made meanwhile is never removed, and a
+    takeover lock whose holder died. Returns whether a lease was removed; a live lease, or none, is
+    left as it is."""
     path = Path(folder) / f"{run_id}{SUFFIX}"
+    if _remove_stale_lock(_lock_path(path), timeout_s):       # a taker killed while it held the lock
+        log(f"lease {run_id}: removed a takeover lock left by a process that is gone")
     seen = read_owner(path)
     if seen is None or (reason := stale_reason(seen, timeout_s)) is None:
         return False

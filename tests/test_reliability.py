@@ -171,15 +171,22 @@ def test_a_run_killed_after_its_record_leaves_a_lease_and_checkpoint_that_the_ne
     # a live owner (another host, fresh heartbeat: a force=true rerun, say): its lease and checkpoint stay
     held = write_lease(tmp_path / "unit" / "leases", rid, age=3)
     checkpoint.write_bytes(b"in use")
+    busy = held.with_name(held.name + ".takeover")              # a live taker's lock (this process) stays too
+    busy.write_text(json.dumps({"token": "d" * 32, "host": socket.gethostname(), "pid": os.getpid()}))
     capsys.readouterr()
     assert train_mod.run(cfg)["run_id"] == rid
-    assert held.exists() and checkpoint.exists() and "removed" not in capsys.readouterr().out
-    # killed on this host after writing the record: its process is gone; the relaunch removes both
+    assert held.exists() and checkpoint.exists() and busy.exists() and "removed" not in capsys.readouterr().out
+    busy.unlink()
+    # killed on this host after writing the record: its process is gone; the relaunch removes both,
+    # and the takeover lock of a taker killed while it held it
     left = write_lease(tmp_path / "unit" / "leases", rid, host=socket.gethostname(), pid=dead_pid())
+    lock = left.with_name(left.name + ".takeover")
+    lock.write_text(json.dumps({"token": "e" * 32, "host": socket.gethostname(), "pid": dead_pid()}))
     assert train_mod.run(cfg)["run_id"] == rid
     said = capsys.readouterr().out
-    assert not left.exists() and not checkpoint.exists(), said
+    assert not left.exists() and not checkpoint.exists() and not lock.exists(), said
     assert f"lease {rid}: removed, left by host {socket.gethostname()}" in said and "its process is gone" in said
+    assert f"lease {rid}: removed a takeover lock left by a process that is gone" in said
     assert f"{rid}: removed {checkpoint}" in said and f"skip {rid}: complete record" in said
     assert not list((tmp_path / "unit" / "leases").iterdir())
 
