@@ -39,17 +39,24 @@ def prediction_summary(predictions: np.ndarray, labels: np.ndarray, regression: 
         spread, label_spread = float(np.std(predictions)), float(np.std(labels))
         return {"n": int(len(predictions)), "mean": float(np.mean(predictions)), "std": spread,
                 "label_std": label_spread, "near_constant": bool(spread < NEAR_CONSTANT_SPREAD * label_spread)}
+    by_label = confusion_counts(predictions, labels, label_names)
+    counts = {pred: sum(row[pred] for row in by_label.values()) for pred in by_label}
+    n = sum(counts.values())
+    share = max(counts.values()) / n if n else float("nan")
+    return {"n": n, "counts": counts, "majority_share": share, "near_constant": bool(share > NEAR_CONSTANT_SHARE),
+            "by_label": by_label}
+
+
+def confusion_counts(predictions: np.ndarray, labels: np.ndarray, label_names: list[str] | None = None) -> dict:
+    """Gold label -> predicted label -> count, by label name (a class index no name covers by its
+    number), every class present in both directions."""
     names = list(label_names or [])
-    predictions, labels = predictions.astype(np.int64), labels.astype(np.int64)
+    predictions, labels = np.asarray(predictions).astype(np.int64), np.asarray(labels).astype(np.int64)
     k = max(len(names), int(predictions.max(initial=-1)) + 1, int(labels.max(initial=-1)) + 1)
     name = lambda i: names[i] if i < len(names) else str(i)       # noqa: E731
-    counts = np.bincount(predictions, minlength=k)
     confusion = np.zeros((k, k), dtype=np.int64)
     np.add.at(confusion, (labels, predictions), 1)
-    share = float(counts.max() / counts.sum()) if counts.sum() else float("nan")
-    return {"n": int(counts.sum()), "counts": {name(i): int(c) for i, c in enumerate(counts)}, "majority_share": share,
-            "near_constant": bool(share > NEAR_CONSTANT_SHARE),
-            "by_label": {name(g): {name(i): int(c) for i, c in enumerate(row)} for g, row in enumerate(confusion)}}
+    return {name(g): {name(i): int(c) for i, c in enumerate(row)} for g, row in enumerate(confusion)}
 
 
 def by_bin(predictions: np.ndarray, labels: np.ndarray, values: list[float], column: str, edges: list[float],
@@ -63,7 +70,7 @@ def by_bin(predictions: np.ndarray, labels: np.ndarray, values: list[float], col
         last = i == len(edges) - 2
         inside = (values >= lo) & ((values <= hi) if last else (values < hi))
         name = f"[{lo:g}, {hi:g}{']' if last else ')'}"
-        bins[name] = prediction_summary(predictions[inside], labels[inside], False, label_names)["by_label"]
+        bins[name] = confusion_counts(predictions[inside], labels[inside], label_names)
     outside = int(((values < edges[0]) | (values > edges[-1])).sum())
     return {"column": column, "edges": edges, "bins": bins, "outside": outside}
 
